@@ -1,0 +1,42 @@
+# `make demo` and `make test` do all the set-up on a fresh machine (see README).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+FTCLI := $(VENV)/bin/ftcli
+STAMP := $(VENV)/.installed
+# The demo: the three modes on 1,000 training examples of the bundled AG News sample, 2 epochs.
+DEMO_RUNS ?= demo-runs
+DEMO_SET ?= --set data.source=sample --set data.max_train_samples=1000 --set data.max_eval_samples=500 --set train.epochs=2
+
+.PHONY: install demo test test-slow lint bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first and pinned: the CPU build on this disk; an unpinned torch pulls a multi-GB CUDA build
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	@for mode in full top layerwise; do \
+	  echo "== ftcli train configs/ag_news_$$mode.yaml $(DEMO_SET)"; \
+	  start=$$(date +%s); \
+	  $(FTCLI) train configs/ag_news_$$mode.yaml --runs-dir $(DEMO_RUNS) --name ag_news-$$mode --overwrite \
+	    $(DEMO_SET) || exit 1; \
+	  echo "== $$mode took $$(( $$(date +%s) - start )) s (load, train, evaluate)"; \
+	done
+	$(FTCLI) compare $(DEMO_RUNS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check finetune_cli tests scripts benchmarks
+
+test: lint
+	$(VENV)/bin/pytest -q
+
+test-slow: $(STAMP)
+	$(VENV)/bin/pytest -q -m slow
+
+clean:
+	rm -rf $(VENV) $(DEMO_RUNS) .pytest_cache .ruff_cache

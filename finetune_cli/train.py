@@ -1,0 +1,236 @@
+"""The one train/eval loop shared by every mode.
+
+The loop never looks at the mode: `methods.apply_method` has already frozen what must not train,
+and the optimizer gets exactly the parameters the mode's predicate selected.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import results
+from .config import RunConfig, TrainConfig
+from .data import DatasetSpec, Encoded, LoadedData, encode, load_data, make_loader
+from .errors import FtcliError
+from .methods import ParamCounts, Predicate, apply_method, count_params, trained_state_dict
+from .models import Backbone, load_backbone
+from .progress import TrainProgress
+
+log = logging.getLogger(__name__)
+
+
+class RunFailed(FtcliError):
+    """Training cannot go on (e.g. the loss became NaN); the run is marked `failed`."""
+
+
+@dataclass
+class Experiment:
+    """Everything a run needs, built from a config before the loop starts."""
+
+    cfg: RunConfig
+    data: LoadedData
+    backbone: Backbone
+    is_trained: Predicate  # the one predicate: what trains and what is saved
+    counts: ParamCounts
+    encoded: dict[str, Encoded]  # train / validation / test, tokenized without padding
+
+    @property
+    def model(self) -> nn.Module:
+        return self.backbone.model
+
+    @property
+    def spec(self) -> DatasetSpec:
+        return self.data.spec
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    from accelerate.utils import set_seed
+
+    set_seed(seed)
+
+
+def prepare_experiment(cfg: RunConfig) -> Experiment:
+    """Load data and backbone, apply the mode's surgery, tokenize. Fails before any training."""
+    data = load_data(cfg.data, cfg.seed)
+    seed_everything(cfg.seed)  # the new head and the adapters are initialised under the run seed
+    backbone = load_backbone(cfg.model, data.spec.num_labels)
+    is_trained = apply_method(backbone.model, cfg.method)
+    counts = count_params(backbone.model, is_trained, backbone.params)
+    encoded = {split: encode(rows, data.spec, backbone.tokenizer, cfg.model.max_length)
+               for split, rows in data.splits.items()}
+    return Experiment(cfg, data, backbone, is_trained, counts, encoded)
+
+
+def make_optimizer(model: nn.Module, is_trained: Predicate, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over exactly the trained parameters; no weight decay on biases and LayerNorms."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if is_trained(name):
+            (no_decay if p.ndim < 2 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.learning_rate)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float):
+    """Linear warm-up over `warmup_ratio` of the steps, then linear decay to zero."""
+    warmup = math.ceil(total_steps * warmup_ratio)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def trained_params(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [p for group in optimizer.param_groups for p in group["params"]]
+
+
+def evaluate(model: nn.Module, loader, accelerator) -> dict[str, float]:
+    """Mean loss and accuracy over a loader (each example counted once across processes)."""
+    model.eval()
+    loss_sum, correct, seen = 0.0, 0, 0
+    with torch.inference_mode():
+        for batch in loader:
+            labels = batch.pop("labels")
+            logits = model(**batch).logits  # [batch, num_labels]
+            logits, labels = accelerator.gather_for_metrics((logits, labels))
+            loss_sum += nn.functional.cross_entropy(logits.float(), labels, reduction="sum").item()
+            correct += (logits.argmax(-1) == labels).sum().item()
+            seen += labels.numel()
+    return {"loss": loss_sum / seen, "accuracy": correct / seen}
+
+
+def train_one_epoch(model, loader, optimizer, scheduler, accelerator, max_grad_norm, progress) -> float:
+    """One pass over the training loader; returns the mean training loss of this process."""
+    model.train()
+    total, steps = 0.0, 0
+    for batch in loader:
+        loss = model(**batch).loss
+        if not torch.isfinite(loss).item():
+            raise RunFailed(f"the training loss became {loss.item()} at step {progress.step + 1}; "
+                            "lower train.learning_rate or set train.max_grad_norm")
+        accelerator.backward(loss)
+        if max_grad_norm is not None:
+            accelerator.clip_grad_norm_(trained_params(optimizer), max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        total, steps = total + loss.item(), steps + 1
+        progress.advance(loss.item())
+    return total / max(1, steps)
+
+
+def train(exp: Experiment, on_epoch, console=None) -> dict[str, Any]:
+    """Train, evaluate after each epoch, keep the best epoch by validation accuracy and test it.
+
+    `on_epoch(record, trained_state)` is called after every epoch (the run folder records it).
+    Returns the final metrics: best epoch, test loss/accuracy, timings, and the best trained state.
+    """
+    from accelerate import Accelerator
+
+    cfg = exp.cfg.train
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
+    pad_id = exp.backbone.tokenizer.pad_token_id
+    train_loader = make_loader(exp.encoded["train"], cfg.batch_size, pad_id, shuffle=True, seed=exp.cfg.seed)
+    val_loader = make_loader(exp.encoded["validation"], cfg.eval_batch_size, pad_id)
+    test_loader = make_loader(exp.encoded["test"], cfg.eval_batch_size, pad_id)
+    plan = train_loader.batch_sampler  # kept: accelerate wraps it when sharding across processes
+    optimizer = make_optimizer(exp.model, exp.is_trained, cfg)
+    model, optimizer, train_loader, val_loader, test_loader = accelerator.prepare(
+        exp.model, optimizer, train_loader, val_loader, test_loader)
+    scheduler = make_scheduler(optimizer, cfg.epochs * len(train_loader), cfg.warmup_ratio)
+    plain = accelerator.unwrap_model(model)
+
+    best: dict[str, Any] | None = None
+    best_state: dict[str, torch.Tensor] = {}
+    train_seconds, examples = 0.0, 0
+    with TrainProgress(cfg.epochs, len(train_loader), console, accelerator.is_main_process) as progress:
+        for epoch in range(1, cfg.epochs + 1):
+            plan.set_epoch(epoch - 1)  # reshuffle: batches depend on seed and epoch only
+            start = time.perf_counter()
+            train_loss = train_one_epoch(model, train_loader, optimizer, scheduler, accelerator,
+                                         cfg.max_grad_norm, progress)
+            seconds = time.perf_counter() - start
+            val = evaluate(model, val_loader, accelerator)
+            train_seconds += seconds
+            examples += len(exp.encoded["train"])
+            record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"],
+                      "val_accuracy": val["accuracy"], "train_seconds": seconds,
+                      "train_examples_per_s": len(exp.encoded["train"]) / seconds,
+                      "learning_rate_end": scheduler.get_last_lr()[0]}
+            if best is None or val["accuracy"] > best["val_accuracy"]:
+                best, best_state = record, trained_state_dict(plain, exp.is_trained)
+            progress.end_epoch(epoch, val)
+            on_epoch(record, best_state)
+    plain.load_state_dict(best_state, strict=False)  # the paper's model selection: best val epoch
+    test = evaluate(model, test_loader, accelerator)
+    return {"best": best, "test": test, "train_seconds": train_seconds,
+            "train_examples_per_s": examples / train_seconds, "best_state": best_state,
+            "device": str(accelerator.device), "num_processes": accelerator.num_processes,
+            "is_main_process": accelerator.is_main_process}
+
+
+def peak_memory_mb(device: str) -> float:
+    """Peak memory of this process: max allocated on a GPU, max resident set size on CPU."""
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def describe(exp: Experiment) -> dict[str, Any]:
+    """What the run is, known before training: the first half of its summary."""
+    method = exp.cfg.method
+    return {
+        "name": None, "status": "running", "dataset": exp.spec.name, "mode": method.mode,
+        "bottleneck": method.bottleneck if method.mode in ("top", "layerwise") else None,
+        "model": exp.backbone.name, "backbone_sha256": exp.backbone.sha256,
+        "trainable_params": exp.counts.trainable, "total_params": exp.counts.total,
+        "backbone_params": exp.counts.backbone, "trainable_pct": exp.counts.trainable_pct,
+        "seed": exp.cfg.seed, "epochs": exp.cfg.train.epochs, "data_source": exp.data.source,
+        "data_sizes": exp.data.sizes(), "label_names": list(exp.spec.label_names),
+        "versions": results.library_versions(),
+    }
+
+
+def run_and_record(cfg: RunConfig, folder: results.RunFolder, console=None) -> dict[str, Any]:
+    """Prepare, train and test one config, recording everything in `folder`. Returns the summary."""
+    from .config import config_to_dict
+
+    folder.write_config(config_to_dict(cfg))
+    exp = prepare_experiment(cfg)
+    summary = {**describe(exp), "name": folder.path.name}
+    if console is not None:
+        console.print(exp.counts.line())
+    folder.write_summary(summary)
+    started = time.time()
+    try:
+        out = train(exp, lambda record, _state: folder.append_metrics(record), console)
+    except (KeyboardInterrupt, RunFailed) as e:
+        status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        folder.write_summary({**summary, "status": status, "error": str(e) or status})
+        raise
+    size = folder.save_trained(out["best_state"], {"backbone_sha256": exp.backbone.sha256,
+                                                   "model": exp.backbone.name, "mode": cfg.method.mode})
+    best = out["best"]
+    summary.update(
+        status="completed", best_epoch=best["epoch"], best_val_loss=best["val_loss"],
+        best_val_accuracy=best["val_accuracy"], inference_accuracy=out["test"]["accuracy"],
+        test_loss=out["test"]["loss"], train_seconds=out["train_seconds"],
+        train_examples_per_s=out["train_examples_per_s"], wall_seconds=time.time() - started,
+        peak_memory_mb=peak_memory_mb(out["device"]), device=out["device"],
+        num_processes=out["num_processes"], trained_file_bytes=size,
+    )
+    folder.write_summary(summary)
+    return summary

@@ -1,0 +1,143 @@
+"""End to end through the CLI on the tiny random BERT: every mode, exact files, compare output."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+from conftest import CONFIGS, ROOT
+from typer.testing import CliRunner
+
+from finetune_cli import __version__
+from finetune_cli.cli import app
+from finetune_cli.results import RUN_FILES
+
+runner = CliRunner()
+FAST = ["--set", "data.max_train_samples=48", "--set", "data.max_eval_samples=16", "--set", "train.epochs=1"]
+
+
+def ftcli(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory):
+    """The three smoke configs trained once through the CLI (shared by the tests below)."""
+    runs = tmp_path_factory.mktemp("smoke") / "runs"
+    for mode in ("full", "top", "layerwise"):
+        result = ftcli("train", CONFIGS / "smoke" / f"{mode}.yaml", "--runs-dir", runs, *FAST)
+        assert result.exit_code == 0, result.output
+        assert "trainable params:" in result.output and "inference accuracy" in result.output
+    return runs
+
+
+def test_every_mode_writes_exactly_the_run_files(smoke_runs):
+    expected = {"full": 1_011_426, "top": 618, "layerwise": 2_594}
+    for mode, trainable in expected.items():
+        folder = smoke_runs / mode
+        assert sorted(p.name for p in folder.iterdir()) == sorted(RUN_FILES)
+        summary = json.loads((folder / "summary.json").read_text())
+        assert summary["status"] == "completed" and summary["mode"] == mode
+        assert summary["trainable_params"] == trainable
+        assert summary["data_source"] == "sample"
+        assert summary["data_sizes"] == {"train": 48, "validation": 16, "test": 16}
+        assert 0 <= summary["inference_accuracy"] <= 1 and summary["best_epoch"] == 1
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+        assert config["method"]["mode"] == mode and config["train"]["epochs"] == 1  # resolved, overrides in
+        metrics = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+        assert [m["epoch"] for m in metrics] == [1]
+        assert set(metrics[0]) >= {"train_loss", "val_loss", "val_accuracy", "train_seconds"}
+
+
+def test_saved_weights_are_the_trained_parameters_only(smoke_runs):
+    from safetensors.torch import load_file
+
+    sizes = {}
+    for mode in ("full", "top", "layerwise"):
+        state = load_file(smoke_runs / mode / "trained.safetensors")
+        sizes[mode] = (smoke_runs / mode / "trained.safetensors").stat().st_size
+        summary = json.loads((smoke_runs / mode / "summary.json").read_text())
+        assert sum(t.numel() for t in state.values()) == summary["trainable_params"]
+    assert sizes["layerwise"] < 0.02 * sizes["full"] and sizes["top"] < sizes["layerwise"]
+
+
+def test_compare_lists_every_run_in_every_format(smoke_runs):
+    result = ftcli("compare", smoke_runs, "--format", "json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert sorted(r["mode"] for r in rows) == ["full", "layerwise", "top"]
+    full = next(r for r in rows if r["mode"] == "full")
+    assert full["diff_to_full"] == 0 and full["trainable_params"] == 1_011_426
+    md = ftcli("compare", smoke_runs, "--format", "markdown").stdout
+    assert md.startswith("| name | dataset | mode | m | trained params |") and md.count("\n") == 5
+    table = list(csv.DictReader(io.StringIO(ftcli("compare", smoke_runs, "--format", "csv").stdout)))
+    assert {r["mode"] for r in table} == {"full", "top", "layerwise"}
+    text = ftcli("compare", smoke_runs).stdout
+    for word in ("inference acc", "layerwise", "2,594"):
+        assert word in text
+
+
+def test_compare_skips_broken_folders(smoke_runs, tmp_path):
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(smoke_runs, runs)
+    (runs / "broken").mkdir()
+    (runs / "broken" / "summary.json").write_text("{not json")
+    (runs / "notes").mkdir()
+    result = ftcli("compare", runs, "--format", "json")
+    assert result.exit_code == 0
+    assert len(json.loads(result.stdout)) == 3
+    assert "skipped" in result.stderr and "broken" in result.stderr
+
+
+def test_existing_run_folder_is_never_overwritten_silently(smoke_runs):
+    before = (smoke_runs / "top" / "summary.json").read_text()
+    result = ftcli("train", CONFIGS / "smoke" / "top.yaml", "--runs-dir", smoke_runs, *FAST)
+    assert result.exit_code == 2
+    assert "already exists" in result.stderr and "Traceback" not in result.output
+    assert (smoke_runs / "top" / "summary.json").read_text() == before
+
+
+def test_name_and_set_options(runs_dir):
+    result = ftcli("train", CONFIGS / "smoke" / "top.yaml", "--runs-dir", runs_dir, "--name", "mine", *FAST,
+                   "--set", "method.bottleneck=4")
+    assert result.exit_code == 0, result.output
+    assert json.loads((runs_dir / "mine" / "summary.json").read_text())["trainable_params"] == 2 * 4 * 32 + 4 + 32 + 66
+
+
+def test_config_errors_are_one_line_exit_2_and_traceback_only_in_debug(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("method:\n  mode: lora\n")
+    cmd = [sys.executable, "-m", "finetune_cli", "train", str(bad)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "ftcli: error: method.mode: got 'lora', expected one of 'full', 'top', 'layerwise', 'top_layers', "
+        "'layernorm', 'head'"]
+    debug = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env={**_env(), "FTCLI_DEBUG": "1"})
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def _env():
+    import os
+
+    return dict(os.environ)
+
+
+def test_version_and_help():
+    assert ftcli("--version").stdout.strip() == f"ftcli {__version__}"
+    for command in ("train", "compare"):
+        result = ftcli(command, "--help")
+        assert result.exit_code == 0 and "Examples" in result.stdout
+
+
+def test_readme_starts_with_the_two_setup_commands():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    head = "\n".join(lines[:12])
+    assert "make demo" in head and "make test" in head

@@ -1,0 +1,128 @@
+"""Exact trainable-parameter counts (closed forms), identity at zero init, what a step changes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import tiny_config
+
+from finetune_cli.adapters import Adapter, add_layerwise_adapters
+from finetune_cli.config import MethodConfig, ModelConfig, config_from_dict
+from finetune_cli.errors import ModelError
+from finetune_cli.methods import apply_method, count_params, trained_state_dict
+from finetune_cli.models import load_backbone
+
+
+def closed_form(mode: str, L: int, d: int, m: int, inter: int, labels: int, k: int = 1) -> int:
+    """The paper's counts: adapter = 2md+m+d; a LayerNorm = 2d; head = d*labels+labels."""
+    adapter, layernorms, head = 2 * m * d + m + d, (2 * L + 1) * 2 * d, d * labels + labels
+    layer = 4 * (d * d + d) + 2 * d + (d * inter + inter) + (inter * d + d) + 2 * d
+    return {
+        "layerwise": 2 * L * adapter + layernorms + head,
+        "top": adapter + head,
+        "layernorm": layernorms + head,
+        "head": head,
+        "top_layers": k * layer + head,
+    }[mode]
+
+
+def tiny(mode: str, labels: int = 2, **method):
+    backbone = load_backbone(ModelConfig(name="tiny-random-bert"), labels)
+    is_trained = apply_method(backbone.model, MethodConfig(mode=mode, bottleneck=8, **method))
+    return backbone, is_trained
+
+
+@pytest.mark.parametrize("mode", ["layerwise", "top", "layernorm", "head", "top_layers"])
+@pytest.mark.parametrize("labels", [2, 3])
+def test_tiny_trainable_counts_equal_the_closed_form(mode, labels):
+    backbone, is_trained = tiny(mode, labels)
+    counts = count_params(backbone.model, is_trained, backbone.params)
+    assert counts.trainable == closed_form(mode, L=2, d=32, m=8, inter=64, labels=labels)
+    requires_grad = sum(p.numel() for p in backbone.model.parameters() if p.requires_grad)
+    assert requires_grad == counts.trainable  # the predicate and the freezing agree
+
+
+def test_tiny_exact_numbers():
+    got = {}
+    for mode in ("full", "layerwise", "top", "head", "layernorm", "top_layers"):
+        backbone, is_trained = tiny(mode)
+        got[mode] = count_params(backbone.model, is_trained, backbone.params).trainable
+    assert got == {"full": 1_011_426, "layerwise": 2_594, "top": 618, "head": 66, "layernorm": 386,
+                   "top_layers": 8_610}
+
+
+def test_top_layers_k_and_train_pooler():
+    backbone, is_trained = tiny("top_layers", top_layers=2)
+    assert count_params(backbone.model, is_trained, 0).trainable == closed_form("top_layers", 2, 32, 8, 64, 2, k=2)
+    backbone, is_trained = tiny("layerwise", train_pooler=True)
+    assert count_params(backbone.model, is_trained, 0).trainable == 2_594 + 32 * 32 + 32
+
+
+def test_params_line_in_peft_form():
+    backbone, is_trained = tiny("layerwise")
+    line = count_params(backbone.model, is_trained, backbone.params).line()
+    assert line == "trainable params: 2,594 || all params: 1,013,634 || trainable%: 0.2559"
+
+
+def test_saved_state_is_exactly_what_trains():
+    backbone, is_trained = tiny("layerwise")
+    state = trained_state_dict(backbone.model, is_trained)
+    assert set(state) == {n for n, p in backbone.model.named_parameters() if p.requires_grad}
+    assert sum(t.numel() for t in state.values()) == 2_594
+
+
+def test_adapters_with_zero_up_projection_leave_logits_unchanged():
+    torch.manual_seed(0)
+    plain = load_backbone(ModelConfig(name="tiny-random-bert"), 2).model.eval()
+    adapted = load_backbone(ModelConfig(name="tiny-random-bert"), 2).model.eval()
+    adapted.load_state_dict(plain.state_dict())
+    add_layerwise_adapters(adapted, 8, 1e-1, "gelu")
+    apply_method(adapted, MethodConfig(mode="top", bottleneck=8, init_std=0.1))  # and a top adapter
+    adapters = [m for m in adapted.modules() if isinstance(m, Adapter)]
+    assert len(adapters) == 5
+    batch = {"input_ids": torch.randint(1000, 2000, (3, 11)), "attention_mask": torch.ones(3, 11, dtype=torch.long)}
+    with torch.no_grad():
+        assert not torch.equal(plain(**batch).logits, adapted(**batch).logits)
+        for a in adapters:
+            a.up.weight.zero_()
+        torch.testing.assert_close(plain(**batch).logits, adapted(**batch).logits, rtol=0, atol=0)
+
+
+def test_structure_mismatch_is_an_error_not_a_no_op():
+    backbone = load_backbone(ModelConfig(name="tiny-random-bert"), 2)
+    backbone.model.bert.encoder.layer[1].output.dropout = torch.nn.Identity()
+    with pytest.raises(ModelError, match="encoder layer 1 has no Dropout at 'output.dropout'"):
+        add_layerwise_adapters(backbone.model, 8, 1e-3, "gelu")
+    assert not any(isinstance(m, Adapter) for m in backbone.model.modules())  # nothing half-done
+    with pytest.raises(ModelError, match="bottleneck: 32 must be smaller than the hidden size 32"):
+        add_layerwise_adapters(backbone.model, 32, 1e-3, "gelu")
+
+
+@pytest.mark.parametrize("mode", ["full", "layerwise", "top", "top_layers", "layernorm", "head"])
+def test_a_training_epoch_changes_exactly_the_trained_weights(mode):
+    from finetune_cli.train import prepare_experiment, train
+
+    exp = prepare_experiment(config_from_dict(tiny_config(mode)))
+    before = {n: p.detach().clone() for n, p in exp.model.named_parameters()}
+    train(exp, on_epoch=lambda record, state: None)
+    for name, p in exp.model.named_parameters():
+        if exp.is_trained(name):
+            assert not torch.equal(before[name], p), f"{name} should have trained"
+        else:
+            assert torch.equal(before[name], p), f"{name} is frozen but changed"
+
+
+@pytest.mark.slow
+def test_minilm_counts_equal_the_closed_form():
+    backbone = load_backbone(ModelConfig(name="minilm-l6"), 2)
+    assert backbone.params == 22_713_216
+    is_trained = apply_method(backbone.model, MethodConfig(mode="layerwise", bottleneck=64))
+    counts = count_params(backbone.model, is_trained, backbone.params)
+    adapters = sum(p.numel() for n, p in backbone.model.named_parameters() if ".adapter." in n)
+    assert adapters == 595_200 == 2 * 6 * (2 * 64 * 384 + 64 + 384)
+    assert counts.trainable == closed_form("layerwise", L=6, d=384, m=64, inter=1536, labels=2) == 605_954
+    for mode, expected in {"top": 50_370, "head": 770, "layernorm": 10_754, "top_layers": 1_775_234}.items():
+        backbone = load_backbone(ModelConfig(name="minilm-l6"), 2)
+        is_trained = apply_method(backbone.model, MethodConfig(mode=mode, bottleneck=64))
+        trainable = count_params(backbone.model, is_trained, backbone.params).trainable
+        assert trainable == expected == closed_form(mode, L=6, d=384, m=64, inter=1536, labels=2)
