@@ -87,6 +87,7 @@ def train(
     runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
     name: Annotated[Optional[str], typer.Option(help="Run folder name (default: config name).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder of the same name.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last epoch checkpoint.")] = False,
 ) -> None:
     """Train and test one config; write the run folder runs/NAME/."""
     from .config import load_config
@@ -94,9 +95,9 @@ def train(
 
     overrides = list(set_ or []) + ([f"name={name}"] if name else [])
     cfg = load_config(config, overrides)
-    summary = train_from_config(cfg, config, runs_dir, overwrite, err)
+    summary = train_from_config(cfg, config, runs_dir, overwrite, err, resume)
     out.print(f"inference accuracy (test, best epoch {summary['best_epoch']}): "
-              f"{summary['inference_accuracy']:.4f} | run folder: {runs_dir / summary['name']}")
+              f"{summary['inference_accuracy']:.4f} | run folder: {runs_dir / summary['name']}", soft_wrap=True)
 
 
 class Format(str, Enum):
@@ -126,6 +127,33 @@ def compare(
         err.print(f"ftcli: skipped {path}: {reason}", highlight=False, soft_wrap=True)
     if not runs:
         raise FtcliError(f"{runs_dir}: no completed runs found")
+
+
+@app.command(epilog="Examples:\n\n  ftcli predict runs/imdb_top --text \"A gripping, beautifully shot film.\"\n\n"
+                    "  ftcli predict runs/imdb_layerwise runs/ag_news_layerwise --file inputs.jsonl\n\n"
+                    "  ftcli predict runs/snli_top --text \"A man sleeps.\" --pair \"A person rests.\"")
+@one_line_errors
+def predict(
+    run_dirs: Annotated[list[Path], typer.Argument(help="One or more run folders (same backbone share it).")],
+    text: Annotated[Optional[list[str]], typer.Option(help="Text to classify (premise for SNLI).")] = None,
+    pair: Annotated[Optional[list[str]], typer.Option(help="Second sentence (hypothesis) per --text.")] = None,
+    file: Annotated[Optional[Path], typer.Option(help="JSON Lines with the data set's fields; an optional "
+                                                      "`run` field picks the run folder by name.")] = None,
+) -> None:
+    """Print labels and probabilities (JSON Lines) from trained run folders."""
+    import json
+
+    from .workflows import predict_runs, read_inputs
+
+    preds, sizes = predict_runs(run_dirs, read_inputs(text or [], pair or [], file))
+    for p in preds:
+        sys.stdout.write(json.dumps(p) + "\n")
+    sys.stdout.flush()
+    per_task = ", ".join(f"{k[:-6]} {v / 1e6:.2f} MB" for k, v in sizes.items() if k.endswith("_bytes")
+                         and k not in ("full_model_bytes", "shared_bytes_saved"))
+    err.print(f"on disk per task: {per_task}; a full model copy: {sizes['full_model_bytes'] / 1e6:.2f} MB; "
+              f"frozen tensors shared in memory: {sizes['shared_bytes_saved'] / 1e6:.2f} MB", highlight=False,
+              soft_wrap=True)
 
 
 def main() -> None:

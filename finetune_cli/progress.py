@@ -9,16 +9,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 class TrainProgress:
     """Shows steps done / total, loss (moving average) and ETA; prints one line per epoch."""
 
-    def __init__(self, epochs: int, steps_per_epoch: int, console: Console | None, enabled: bool):
+    def __init__(self, epochs: int, steps_per_epoch: int, console: Console | None, enabled: bool, done: int = 0):
         self.console = console or Console(stderr=True)
         self.enabled = enabled
-        self.step = 0
+        self.step = done
         self.loss: float | None = None
         self.epochs = epochs
         self.bar = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TextColumn("eta"),
                             TimeRemainingColumn(), console=self.console, disable=not enabled, transient=True)
-        self.task = self.bar.add_task("train", total=epochs * steps_per_epoch, loss="-")
+        self.task = self.bar.add_task("train", total=epochs * steps_per_epoch, completed=done, loss="-")
 
     def __enter__(self) -> TrainProgress:
         self.bar.start()

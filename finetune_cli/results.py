@@ -21,7 +21,7 @@ import platform
 import shutil
 import statistics
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,6 @@ class RunFolder:
 
     path: Path
     enabled: bool = True
-    metrics: list[dict] = field(default_factory=list)
 
     @classmethod
     def create(cls, runs_dir: Path, name: str, overwrite: bool = False, enabled: bool = True) -> RunFolder:
@@ -98,10 +97,14 @@ class RunFolder:
         if self.enabled:
             write_atomic(self.path / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False).encode())
 
-    def append_metrics(self, record: dict) -> None:
-        self.metrics.append(record)
-        if self.enabled:  # rewritten whole (a few lines): never a half-written line
-            write_atomic(self.path / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in self.metrics).encode())
+    def write_metrics(self, records: list[dict]) -> None:
+        """All epochs so far, rewritten whole (a few lines): never a half-written line."""
+        if self.enabled:
+            write_atomic(self.path / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in records).encode())
+
+    def remove(self, filename: str) -> None:
+        if self.enabled:
+            (self.path / filename).unlink(missing_ok=True)
 
     def save_trained(self, state: dict, metadata: dict[str, str]) -> int:
         """Save the trained tensors as safetensors; returns the file size in bytes."""

@@ -6,16 +6,20 @@ and the optimizer gets exactly the parameters the mode's predicate selected.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import signal
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from . import results
+from .checkpoint import CHECKPOINT_FILE, LoopState, load_checkpoint, save_checkpoint
 from .config import RunConfig, TrainConfig
 from .data import DatasetSpec, Encoded, LoadedData, encode, load_data, make_loader
 from .errors import FtcliError
@@ -99,7 +103,7 @@ def evaluate(model: nn.Module, loader, accelerator) -> dict[str, float]:
     """Mean loss and accuracy over a loader (each example counted once across processes)."""
     model.eval()
     loss_sum, correct, seen = 0.0, 0, 0
-    with torch.inference_mode():
+    with torch.inference_mode(), accelerator.autocast():
         for batch in loader:
             labels = batch.pop("labels")
             logits = model(**batch).logits  # [batch, num_labels]
@@ -130,10 +134,12 @@ def train_one_epoch(model, loader, optimizer, scheduler, accelerator, max_grad_n
     return total / max(1, steps)
 
 
-def train(exp: Experiment, on_epoch, console=None) -> dict[str, Any]:
+def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = None,
+          resume: bool = False) -> dict[str, Any]:
     """Train, evaluate after each epoch, keep the best epoch by validation accuracy and test it.
 
-    `on_epoch(record, trained_state)` is called after every epoch (the run folder records it).
+    `on_epoch(metrics)` gets the records of all epochs so far after every epoch. With `checkpoint`,
+    the loop state is saved there at every epoch end, and `resume` continues from it.
     Returns the final metrics: best epoch, test loss/accuracy, timings, and the best trained state.
     """
     from accelerate import Accelerator
@@ -151,33 +157,38 @@ def train(exp: Experiment, on_epoch, console=None) -> dict[str, Any]:
     scheduler = make_scheduler(optimizer, cfg.epochs * len(train_loader), cfg.warmup_ratio)
     plain = accelerator.unwrap_model(model)
 
-    best: dict[str, Any] | None = None
-    best_state: dict[str, torch.Tensor] = {}
-    train_seconds, examples = 0.0, 0
-    with TrainProgress(cfg.epochs, len(train_loader), console, accelerator.is_main_process) as progress:
-        for epoch in range(1, cfg.epochs + 1):
-            plan.set_epoch(epoch - 1)  # reshuffle: batches depend on seed and epoch only
+    loop = LoopState(epoch=0, metrics=[], best=None, best_state={}, train_seconds=0.0, examples=0)
+    if resume and checkpoint is not None and checkpoint.exists():
+        loop = load_checkpoint(checkpoint, plain, optimizer, scheduler)
+        log.info("resuming after epoch %d of %d from %s", loop.epoch, cfg.epochs, checkpoint)
+    steps = len(train_loader)
+    with TrainProgress(cfg.epochs, steps, console, accelerator.is_main_process, done=loop.epoch * steps) as progress:
+        for epoch in range(loop.epoch + 1, cfg.epochs + 1):
+            train_loader.set_epoch(epoch - 1)  # batches depend on seed and epoch only
+            plan.set_epoch(epoch - 1)
             start = time.perf_counter()
             train_loss = train_one_epoch(model, train_loader, optimizer, scheduler, accelerator,
                                          cfg.max_grad_norm, progress)
             seconds = time.perf_counter() - start
             val = evaluate(model, val_loader, accelerator)
-            train_seconds += seconds
-            examples += len(exp.encoded["train"])
             record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"],
                       "val_accuracy": val["accuracy"], "train_seconds": seconds,
                       "train_examples_per_s": len(exp.encoded["train"]) / seconds,
                       "learning_rate_end": scheduler.get_last_lr()[0]}
-            if best is None or val["accuracy"] > best["val_accuracy"]:
-                best, best_state = record, trained_state_dict(plain, exp.is_trained)
+            loop.epoch, loop.metrics = epoch, [*loop.metrics, record]
+            loop.train_seconds += seconds
+            loop.examples += len(exp.encoded["train"])
+            if loop.best is None or val["accuracy"] > loop.best["val_accuracy"]:
+                loop.best, loop.best_state = record, trained_state_dict(plain, exp.is_trained)
+            if checkpoint is not None and accelerator.is_main_process:
+                save_checkpoint(checkpoint, plain, exp.is_trained, optimizer, scheduler, loop)
             progress.end_epoch(epoch, val)
-            on_epoch(record, best_state)
-    plain.load_state_dict(best_state, strict=False)  # the paper's model selection: best val epoch
-    test = evaluate(model, test_loader, accelerator)
-    return {"best": best, "test": test, "train_seconds": train_seconds,
-            "train_examples_per_s": examples / train_seconds, "best_state": best_state,
+            on_epoch(loop.metrics)
+    plain.load_state_dict(loop.best_state, strict=False)  # the paper's model selection: best val epoch
+    return {"best": loop.best, "train_seconds": loop.train_seconds,
+            "train_examples_per_s": loop.examples / max(loop.train_seconds, 1e-9), "best_state": loop.best_state,
             "device": str(accelerator.device), "num_processes": accelerator.num_processes,
-            "is_main_process": accelerator.is_main_process}
+            "accelerator": accelerator, "test_loader": test_loader}
 
 
 def peak_memory_mb(device: str) -> float:
@@ -204,8 +215,30 @@ def describe(exp: Experiment) -> dict[str, Any]:
     }
 
 
-def run_and_record(cfg: RunConfig, folder: results.RunFolder, console=None) -> dict[str, Any]:
-    """Prepare, train and test one config, recording everything in `folder`. Returns the summary."""
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM (e.g. a scheduler killing the job) ends the run like Ctrl-C: marked `interrupted`."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_and_record(cfg: RunConfig, folder: results.RunFolder, console=None, resume: bool = False) -> dict[str, Any]:
+    """Prepare, train and test one config, recording everything in `folder`. Returns the summary.
+
+    The inference accuracy is measured on the model rebuilt from the run folder (backbone +
+    trained.safetensors), so the number describes the artifact that was saved.
+    """
+    from .artifacts import load_run_model
     from .config import config_to_dict
 
     folder.write_config(config_to_dict(cfg))
@@ -215,22 +248,28 @@ def run_and_record(cfg: RunConfig, folder: results.RunFolder, console=None) -> d
         console.print(exp.counts.line())
     folder.write_summary(summary)
     started = time.time()
-    try:
-        out = train(exp, lambda record, _state: folder.append_metrics(record), console)
-    except (KeyboardInterrupt, RunFailed) as e:
-        status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-        folder.write_summary({**summary, "status": status, "error": str(e) or status})
-        raise
+    with sigterm_as_interrupt():
+        try:
+            out = train(exp, folder.write_metrics, console, folder.path / CHECKPOINT_FILE, resume)
+        except (KeyboardInterrupt, RunFailed) as e:
+            status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+            folder.write_summary({**summary, "status": status, "error": str(e) or status})
+            raise
     size = folder.save_trained(out["best_state"], {"backbone_sha256": exp.backbone.sha256,
                                                    "model": exp.backbone.name, "mode": cfg.method.mode})
+    accelerator = out["accelerator"]
+    accelerator.wait_for_everyone()
+    reloaded = load_run_model(folder.path).model.to(accelerator.device)
+    test = evaluate(reloaded, out["test_loader"], accelerator)
     best = out["best"]
     summary.update(
         status="completed", best_epoch=best["epoch"], best_val_loss=best["val_loss"],
-        best_val_accuracy=best["val_accuracy"], inference_accuracy=out["test"]["accuracy"],
-        test_loss=out["test"]["loss"], train_seconds=out["train_seconds"],
+        best_val_accuracy=best["val_accuracy"], inference_accuracy=test["accuracy"],
+        test_loss=test["loss"], train_seconds=out["train_seconds"],
         train_examples_per_s=out["train_examples_per_s"], wall_seconds=time.time() - started,
         peak_memory_mb=peak_memory_mb(out["device"]), device=out["device"],
         num_processes=out["num_processes"], trained_file_bytes=size,
     )
     folder.write_summary(summary)
+    folder.remove(CHECKPOINT_FILE)  # the run is complete: the trained file is all that is needed
     return summary

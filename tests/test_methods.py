@@ -104,7 +104,7 @@ def test_a_training_epoch_changes_exactly_the_trained_weights(mode):
 
     exp = prepare_experiment(config_from_dict(tiny_config(mode)))
     before = {n: p.detach().clone() for n, p in exp.model.named_parameters()}
-    train(exp, on_epoch=lambda record, state: None)
+    train(exp, on_epoch=lambda metrics: None)
     for name, p in exp.model.named_parameters():
         if exp.is_trained(name):
             assert not torch.equal(before[name], p), f"{name} should have trained"

@@ -1,0 +1,129 @@
+"""Rebuild a trained model from its run folder: config + backbone identity + trained tensors.
+
+The run folder holds only the trained parameters; the frozen rest comes from the backbone, whose
+weights must hash to the value recorded at training time. Several runs on the same backbone share
+its frozen tensors in memory (the paper's point: one frozen backbone, many small task modules).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import RunConfig, config_from_dict, read_yaml
+from .errors import FtcliError
+from .methods import Predicate, apply_method
+from .models import load_backbone
+from .results import CONFIG_FILE, SUMMARY_FILE, WEIGHTS_FILE
+
+
+class ArtifactError(FtcliError):
+    exit_code = 2
+
+
+@dataclass
+class LoadedRun:
+    path: Path
+    cfg: RunConfig
+    model: nn.Module
+    tokenizer: Any
+    is_trained: Predicate
+    label_names: list[str]
+    text_fields: tuple[str, ...]
+
+
+def read_trained(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and metadata of a trained.safetensors file (refuses anything else)."""
+    from safetensors import SafetensorError, safe_open
+
+    if not path.exists():
+        raise ArtifactError(f"{path}: missing; the run did not finish (see its summary.json)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ArtifactError(f"{path}: not a safetensors file ({str(e).splitlines()[0]})") from None
+
+
+def load_run_model(run_dir: Path) -> LoadedRun:
+    """Rebuild the classifier of a run: backbone (hash-checked) + surgery + trained tensors."""
+    from .data import DATASETS
+
+    run_dir = Path(run_dir)
+    cfg = config_from_dict(read_yaml(run_dir / CONFIG_FILE))
+    tensors, meta = read_trained(run_dir / WEIGHTS_FILE)
+    spec = DATASETS[cfg.data.dataset]
+    torch.manual_seed(cfg.seed)  # new modules are overwritten below; seeding keeps loading deterministic
+    backbone = load_backbone(cfg.model, spec.num_labels)
+    recorded = meta.get("backbone_sha256") or _summary(run_dir).get("backbone_sha256")
+    if recorded != backbone.sha256:
+        raise ArtifactError(f"{run_dir}: the backbone {cfg.model.name!r} has different weights than at training "
+                            f"time (sha256 {backbone.sha256[:12]}… != recorded {str(recorded)[:12]}…)")
+    is_trained = apply_method(backbone.model, cfg.method)
+    expected = {n for n, _ in backbone.model.named_parameters() if is_trained(n)}
+    if set(tensors) != expected:
+        odd = sorted(set(tensors) ^ expected)
+        raise ArtifactError(f"{run_dir / WEIGHTS_FILE}: tensors do not match mode {cfg.method.mode!r} "
+                            f"({len(odd)} names differ, e.g. {odd[0]})")
+    backbone.model.load_state_dict(tensors, strict=False)
+    backbone.model.eval()
+    return LoadedRun(run_dir, cfg, backbone.model, backbone.tokenizer, is_trained, list(spec.label_names),
+                     spec.text_fields)
+
+
+def _summary(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def share_frozen(runs: list[LoadedRun]) -> int:
+    """Point every run's frozen parameters at the first run's (same backbone): returns bytes saved."""
+    first = dict(runs[0].model.named_parameters())
+    saved = 0
+    for run in runs[1:]:
+        if run.cfg.model != runs[0].cfg.model:
+            continue
+        for name, param in list(run.model.named_parameters()):
+            shared = first.get(name)
+            if run.is_trained(name) or runs[0].is_trained(name) or shared is None or shared.shape != param.shape:
+                continue
+            module_name, _, attr = name.rpartition(".")
+            setattr(run.model.get_submodule(module_name), attr, shared)
+            saved += param.numel() * param.element_size()
+    return saved
+
+
+def predict(run: LoadedRun, rows: list[dict], batch_size: int = 64) -> list[dict]:
+    """Label and probabilities for each row (rows hold the data set's text fields)."""
+    from .data import collate
+
+    out = []
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start : start + batch_size]
+        columns = [[r[f] for r in chunk] for f in run.text_fields]
+        enc = run.tokenizer(*columns, truncation=True, max_length=run.cfg.model.max_length,
+                            return_token_type_ids=True)
+        batch = collate(list(range(len(chunk))), _Enc(enc), run.tokenizer.pad_token_id)
+        batch.pop("labels")
+        with torch.inference_mode():
+            probs = run.model(**batch).logits.float().softmax(-1)  # [batch, num_labels]
+        for p in probs:
+            i = int(p.argmax())
+            out.append({"label": run.label_names[i], "label_id": i,
+                        "probabilities": {n: round(float(v), 6) for n, v in zip(run.label_names, p, strict=True)}})
+    return out
+
+
+class _Enc:
+    """Adapts a tokenizer output to what `data.collate` reads."""
+
+    def __init__(self, enc):
+        self.input_ids, self.token_type_ids = enc["input_ids"], enc["token_type_ids"]
+        self.labels = [0] * len(self.input_ids)

@@ -1,0 +1,109 @@
+"""Epoch-end checkpoints: everything needed to continue a run bit-identically, in ONE safetensors
+file written atomically (no pickle: tensors in the file, everything else as JSON metadata)."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import FtcliError
+from .results import write_atomic
+
+CHECKPOINT_FILE = "checkpoint.safetensors"
+
+
+@dataclass
+class LoopState:
+    """What the loop carries from one epoch to the next."""
+
+    epoch: int  # epochs completed
+    metrics: list[dict]  # one record per completed epoch
+    best: dict | None  # the record of the best epoch so far
+    best_state: dict[str, torch.Tensor]  # trained parameters at the best epoch
+    train_seconds: float
+    examples: int
+
+
+def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    np_state = np.random.get_state()
+    tensors = {"rng/torch": torch.get_rng_state(), "rng/numpy": torch.from_numpy(np_state[1].astype(np.int64))}
+    if torch.cuda.is_available():
+        for i, state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng/cuda/{i}"] = state
+    meta = {"python": _to_json(random.getstate()), "numpy": [np_state[0], *np_state[2:]]}
+    return tensors, meta
+
+
+def restore_rng(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    torch.set_rng_state(tensors["rng/torch"])
+    kind, pos, has_gauss, cached = meta["numpy"]
+    np.random.set_state((kind, tensors["rng/numpy"].numpy().astype(np.uint32), pos, has_gauss, cached))
+    random.setstate(_to_tuple(meta["python"]))
+    cuda = [tensors[k] for k in sorted(t for t in tensors if t.startswith("rng/cuda/"))]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def _to_json(value: Any) -> Any:
+    return [_to_json(v) for v in value] if isinstance(value, (tuple, list)) else value
+
+
+def _to_tuple(value: Any) -> Any:
+    return tuple(_to_tuple(v) for v in value) if isinstance(value, list) else value
+
+
+def save_checkpoint(path: Path, model: torch.nn.Module, is_trained, optimizer, scheduler, loop: LoopState) -> None:
+    """Write the checkpoint of a completed epoch atomically."""
+    from safetensors.torch import save
+
+    tensors: dict[str, torch.Tensor] = {}
+    for name, p in model.named_parameters():
+        if is_trained(name):
+            tensors[f"model/{name}"] = p.detach().cpu().contiguous()
+    for name, t in loop.best_state.items():
+        tensors[f"best/{name}"] = t
+    opt = optimizer.state_dict()
+    for idx, state in opt["state"].items():
+        for key, value in state.items():
+            tensors[f"optim/{idx}/{key}"] = torch.as_tensor(value).detach().cpu().clone()
+    rng_tensors, rng_meta = capture_rng()
+    tensors.update(rng_tensors)
+    meta = {"epoch": loop.epoch, "metrics": loop.metrics, "best": loop.best,
+            "train_seconds": loop.train_seconds, "examples": loop.examples,
+            "param_groups": _to_json(opt["param_groups"]), "scheduler": scheduler.state_dict(), "rng": rng_meta}
+    write_atomic(path, save(tensors, metadata={"ftcli_checkpoint": json.dumps(meta)}))
+
+
+def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler) -> LoopState:
+    """Restore model, optimizer, scheduler and RNG states; return the loop state to go on from."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads(f.metadata()["ftcli_checkpoint"])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no items()
+    except Exception as e:  # noqa: BLE001 - a damaged checkpoint is one clear line
+        raise FtcliError(f"{path}: not a readable ftcli checkpoint ({e.__class__.__name__}); "
+                         "start the run again without --resume") from e
+    params = {k[len("model/"):]: t for k, t in tensors.items() if k.startswith("model/")}
+    missing, unexpected = model.load_state_dict(params, strict=False)
+    if unexpected:
+        raise FtcliError(f"{path}: checkpoint does not match the model (unexpected {unexpected[0]})")
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, t in tensors.items():
+        if key.startswith("optim/"):
+            _, idx, name = key.split("/", 2)
+            state.setdefault(int(idx), {})[name] = t
+    groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g for g in meta["param_groups"]]
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+    scheduler.load_state_dict(meta["scheduler"])
+    restore_rng(tensors, meta["rng"])
+    best_state = {k[len("best/"):]: t for k, t in tensors.items() if k.startswith("best/")}
+    return LoopState(meta["epoch"], meta["metrics"], meta["best"], best_state, meta["train_seconds"],
+                     meta["examples"])

@@ -1,0 +1,168 @@
+"""Faults: kill -9 and resume bit-identically, SIGTERM marks `interrupted`, NaN marks `failed`,
+and the saved artifact reloads to exactly the trained model."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import tiny_config
+
+from finetune_cli.artifacts import ArtifactError, load_run_model
+from finetune_cli.config import config_from_dict
+from finetune_cli.results import RunFolder
+
+SLOW_ENOUGH = {"data": {"max_train_samples": 400, "max_eval_samples": 32}, "train": {"epochs": 4, "batch_size": 8}}
+DETERMINISTIC_KEYS = ("epoch", "train_loss", "val_loss", "val_accuracy", "learning_rate_end")
+
+
+def write_config(tmp_path: Path, name: str = "run", **sections) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(tiny_config("layerwise", **sections)))
+    return path
+
+
+def ftcli(*args, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "finetune_cli", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def metrics(folder: Path) -> list[dict]:
+    lines = (folder / "metrics.jsonl").read_text().splitlines()
+    return [{k: json.loads(line)[k] for k in DETERMINISTIC_KEYS} for line in lines]
+
+
+def wait_for_epochs(folder: Path, n: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        path = folder / "metrics.jsonl"
+        if path.exists() and len(path.read_text().splitlines()) >= n:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    raise AssertionError("the run did not reach the epoch in time")
+
+
+def test_kill_9_then_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
+    config = write_config(tmp_path, **SLOW_ENOUGH)
+    whole = ftcli("train", config, "--runs-dir", tmp_path / "a")
+    assert whole.wait(timeout=300) == 0, whole.communicate()
+
+    killed = ftcli("train", config, "--runs-dir", tmp_path / "b")
+    folder = tmp_path / "b" / "run"
+    wait_for_epochs(folder, 1, killed)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    summary = json.loads((folder / "summary.json").read_text())  # consistent JSON, not half-written
+    assert summary["status"] == "running"
+    assert 1 <= len(metrics(folder)) < 4 and (folder / "checkpoint.safetensors").exists()
+
+    resumed = ftcli("train", config, "--runs-dir", tmp_path / "b", "--resume")
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert "resuming after epoch" in err
+    assert metrics(folder) == metrics(tmp_path / "a" / "run")
+    a = json.loads((tmp_path / "a" / "run" / "summary.json").read_text())
+    b = json.loads((folder / "summary.json").read_text())
+    for key in ("best_epoch", "best_val_loss", "best_val_accuracy", "inference_accuracy", "test_loss"):
+        assert a[key] == b[key], key
+    from safetensors.torch import load_file
+
+    resumed_state = load_file(folder / "trained.safetensors")
+    whole_state = load_file(tmp_path / "a" / "run" / "trained.safetensors")
+    assert resumed_state.keys() == whole_state.keys()
+    assert all(torch.equal(resumed_state[k], whole_state[k]) for k in whole_state)
+    assert not (folder / "checkpoint.safetensors").exists()
+
+
+def test_resume_refuses_a_different_config_and_skips_a_completed_run(tmp_path):
+    config = write_config(tmp_path)
+    assert ftcli("train", config, "--runs-dir", tmp_path).wait(timeout=300) == 0
+    proc = ftcli("train", config, "--runs-dir", tmp_path, "--resume", "--set", "method.bottleneck=4")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and "method.bottleneck: differs from the config recorded" in err
+    proc = ftcli("train", config, "--runs-dir", tmp_path, "--resume")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0 and "already completed" in err
+
+
+def test_sigterm_marks_the_run_interrupted(tmp_path):
+    config = write_config(tmp_path, **SLOW_ENOUGH)
+    proc = ftcli("train", config, "--runs-dir", tmp_path)
+    wait_for_epochs(tmp_path / "run", 1, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+
+
+def test_nan_loss_stops_the_run_as_failed_and_keeps_its_records(tmp_path, monkeypatch):
+    from finetune_cli.train import RunFailed, run_and_record
+
+    real = torch.nn.functional.cross_entropy
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", lambda *a, **k: real(*a, **k) * float("nan"))
+    folder = RunFolder.create(tmp_path, "run")
+    with pytest.raises(RunFailed, match="the training loss became nan at step 1"):
+        run_and_record(config_from_dict(tiny_config("layerwise")), folder)
+    summary = json.loads((folder.path / "summary.json").read_text())
+    assert summary["status"] == "failed" and "loss became nan" in summary["error"]
+    assert (folder.path / "config.yaml").exists() and not (folder.path / "trained.safetensors").exists()
+
+
+@pytest.mark.parametrize("mode", ["full", "layerwise", "top", "top_layers", "layernorm", "head"])
+def test_reloaded_artifact_gives_identical_logits(tmp_path, mode):
+    from finetune_cli.train import run_and_record
+
+    cfg = config_from_dict(tiny_config(mode))
+    folder = RunFolder.create(tmp_path, mode)
+    captured = {}
+
+    import finetune_cli.train as train_module
+
+    original = train_module.train
+
+    def spy(exp, *args, **kwargs):
+        out = original(exp, *args, **kwargs)
+        captured["model"] = exp.model
+        return out
+
+    train_module.train = spy
+    try:
+        summary = run_and_record(cfg, folder)
+    finally:
+        train_module.train = original
+    reloaded = load_run_model(folder.path)
+    batch = {"input_ids": torch.randint(1000, 3000, (4, 12)), "attention_mask": torch.ones(4, 12, dtype=torch.long)}
+    captured["model"].eval()
+    with torch.no_grad():
+        assert torch.equal(captured["model"](**batch).logits, reloaded.model(**batch).logits)
+    assert summary["status"] == "completed"
+
+
+def test_reload_refuses_another_backbone_and_non_safetensors(tmp_path):
+    from finetune_cli.train import run_and_record
+
+    folder = RunFolder.create(tmp_path, "run")
+    run_and_record(config_from_dict(tiny_config("top")), folder)
+    summary = json.loads((folder.path / "summary.json").read_text())
+    import finetune_cli.models as models
+
+    original = models.TINY_SEED
+    models.TINY_SEED = 99  # another tiny backbone: different weights, same shapes
+    try:
+        with pytest.raises(ArtifactError, match="different weights than at training time"):
+            load_run_model(folder.path)
+    finally:
+        models.TINY_SEED = original
+    assert summary["backbone_sha256"]
+    (folder.path / "trained.safetensors").write_bytes(b"\x80\x04pickle-ish bytes")
+    with pytest.raises(ArtifactError, match="not a safetensors file"):
+        load_run_model(folder.path)

@@ -1,0 +1,58 @@
+"""`ftcli predict`: one run, several runs sharing one frozen backbone, per-input selection."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import CONFIGS
+from test_cli import FAST, ftcli
+
+from finetune_cli.artifacts import load_run_model, share_frozen
+
+
+@pytest.fixture(scope="module")
+def two_tasks(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("predict") / "runs"
+    for name, sets in {"imdb": [], "ag": ["--set", "data.dataset=ag_news"]}.items():
+        result = ftcli("train", CONFIGS / "smoke" / "layerwise.yaml", "--runs-dir", runs, "--name", name, *FAST, *sets)
+        assert result.exit_code == 0, result.output
+    return runs
+
+
+def test_predict_one_run_prints_labels_and_probabilities(two_tasks):
+    result = ftcli("predict", two_tasks / "imdb", "--text", "A wonderful film.", "--text", "Dull.")
+    assert result.exit_code == 0, result.output
+    preds = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [p["index"] for p in preds] == [0, 1]
+    for p in preds:
+        assert p["label"] in ("neg", "pos") and abs(sum(p["probabilities"].values()) - 1) < 1e-4
+    assert "on disk per task" in result.stderr
+
+
+def test_several_runs_share_the_backbone_and_rows_pick_their_run(two_tasks, tmp_path):
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text(json.dumps({"text": "Stocks fell sharply.", "run": "ag"}) + "\n"
+                      + json.dumps({"text": "I loved this movie."}) + "\n")
+    result = ftcli("predict", two_tasks / "imdb", two_tasks / "ag", "--file", inputs)
+    assert result.exit_code == 0, result.output
+    preds = [(p["index"], p["run"], p["label"]) for p in map(json.loads, result.stdout.splitlines())]
+    assert [(i, r) for i, r, _ in preds] == [(0, "ag"), (1, "ag"), (1, "imdb")]
+    assert preds[0][2] in ("World", "Sports", "Business", "Sci/Tech")
+    runs = [load_run_model(two_tasks / n) for n in ("imdb", "ag")]
+    assert share_frozen(runs) > 0
+    a, b = (dict(r.model.named_parameters()) for r in runs)
+    assert a["bert.embeddings.word_embeddings.weight"] is b["bert.embeddings.word_embeddings.weight"]
+    assert a["classifier.weight"] is not b["classifier.weight"]
+    assert a["classifier.weight"].shape[0] == 2 and b["classifier.weight"].shape[0] == 4
+
+
+def test_predict_errors_are_one_line(two_tasks, tmp_path):
+    result = ftcli("predict", two_tasks / "imdb")
+    assert result.exit_code == 2 and "nothing to predict" in result.stderr
+    bad = tmp_path / "in.jsonl"
+    bad.write_text('{"text": "ok"}\n{not json\n')
+    result = ftcli("predict", two_tasks / "imdb", "--file", bad)
+    assert result.exit_code == 2 and "line 2: not JSON" in result.stderr
+    result = ftcli("predict", tmp_path)
+    assert result.exit_code == 2 and "Traceback" not in result.output
