@@ -100,6 +100,25 @@ def train(
               f"{summary['inference_accuracy']:.4f} | run folder: {runs_dir / summary['name']}", soft_wrap=True)
 
 
+@app.command(epilog="Examples:\n\n  ftcli sweep configs/sweeps/size_curve.yaml --dry-run\n\n"
+                    "  ftcli sweep configs/sweeps/size_curve.yaml   # rerun to resume: completed runs are skipped")
+@one_line_errors
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="Sweep YAML: base config + grid of overrides.")],
+    runs_dir: Annotated[Path, typer.Option(help="Runs go to RUNS_DIR/<sweep name>/<run name>.")] = Path("runs"),
+    dry_run: Annotated[bool, typer.Option(help="List the runs and whether each is done / resume / new.")] = False,
+) -> None:
+    """Run a grid of configs resumably (completed runs are skipped, interrupted ones resumed)."""
+    from .sweep import load_sweep, run_sweep
+
+    plan = load_sweep(sweep_file)
+    outcomes = run_sweep(plan, runs_dir, err, dry_run)
+    for name, outcome in outcomes:
+        out.print(f"{outcome:9} {runs_dir / plan.name / name}", highlight=False, soft_wrap=True)
+    if any(outcome == "failed" for _, outcome in outcomes):
+        raise FtcliError(f"some runs of {plan.name} failed (see their summary.json); rerun to retry them")
+
+
 class Format(str, Enum):
     table = "table"
     markdown = "markdown"
@@ -154,6 +173,40 @@ def predict(
     err.print(f"on disk per task: {per_task}; a full model copy: {sizes['full_model_bytes'] / 1e6:.2f} MB; "
               f"frozen tensors shared in memory: {sizes['shared_bytes_saved'] / 1e6:.2f} MB", highlight=False,
               soft_wrap=True)
+
+
+@app.command(epilog="Examples:\n\n  ftcli bench --steps 10\n\n"
+                    "  ftcli bench --model tiny-random-bert --seq 16 --batch 4 --steps 2 --bottleneck 8")
+@one_line_errors
+def bench(
+    modes: Annotated[str, typer.Option(help="Comma-separated modes, measured next to the plain HF reference.")]
+        = "full,top,layerwise,head",
+    seq: Annotated[int, typer.Option(help="Tokens per example (real examples, truncated, no padding).")] = 128,
+    batch: Annotated[int, typer.Option(help="Training batch size.")] = 16,
+    steps: Annotated[int, typer.Option(help="Timed training steps per contender (interleaved).")] = 10,
+    warmup: Annotated[int, typer.Option(help="Untimed warm-up steps per contender.")] = 2,
+    eval_batch: Annotated[int, typer.Option(help="Evaluation batch size.")] = 64,
+    bottleneck: Annotated[int, typer.Option(help="Adapter bottleneck m.")] = 64,
+    model: Annotated[str, typer.Option(help="Backbone: minilm-l6, tiny-random-bert or a HF id.")] = "minilm-l6",
+    dataset: Annotated[str, typer.Option(help="Bundled sample the inputs come from: imdb, snli, ag_news.")]
+        = "imdb",
+    threads: Annotated[Optional[int], typer.Option(help="torch threads (default: torch's).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    memory: Annotated[bool, typer.Option(help="Measure peak training memory (one child process each).")] = True,
+    out_file: Annotated[Path, typer.Option("--out", help="Where the JSON result goes.")] = Path("bench.json"),
+) -> None:
+    """Training / evaluation throughput, peak memory and MFU of each mode vs the plain HF loop."""
+    from .bench import header_lines, parse_modes, render_table, run_bench, write_json
+
+    result = run_bench(model=model, dataset=dataset, modes=parse_modes(modes), seq=seq, batch=batch, steps=steps,
+                       warmup=warmup, eval_batch=eval_batch, bottleneck=bottleneck, threads=threads,
+                       device=device, memory=memory, log=lambda msg: err.print(f"ftcli bench: {msg}", highlight=False))
+    wide = out if out.is_terminal else Console(width=160)  # pipes and logs: never fold cells
+    for line in header_lines(result):
+        wide.print(line, highlight=False, soft_wrap=True)
+    wide.print(render_table(result))
+    write_json(result, out_file)
+    err.print(f"ftcli bench: wrote {out_file}", highlight=False)
 
 
 def main() -> None:

@@ -1,0 +1,140 @@
+"""Sweeps: a base config plus a grid of dotted-key overrides, run resumably.
+
+    base: ../ag_news_layerwise.yaml     # a config file (relative to the sweep file)
+    name: size_curve                    # runs go to RUNS_DIR/<name>/<run name>
+    set: {data.source: sample}          # applied to every run
+    grid:                               # every combination of these values
+      method.bottleneck: [2, 4, 8]
+      seed: [0, 1, 2]
+    rules:                              # extra overrides for the runs that match `if`
+      - if: {method.mode: full}
+        set: {train.learning_rate: 3.0e-5}
+
+Run names come from the varied keys (`bottleneck=8_seed=1`), so rerunning a sweep finds its runs:
+completed ones are skipped, interrupted ones resume from their checkpoint, missing ones start.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import RunConfig, apply_overrides, config_from_dict, read_yaml
+from .errors import ConfigError
+from .results import SUMMARY_FILE
+
+SWEEP_KEYS = ("base", "name", "set", "grid", "rules")
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    name: str  # folder name, from the varied keys
+    overrides: tuple[str, ...]  # `key=value` applied to the base config
+    cfg: RunConfig
+
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    path: Path
+    runs: tuple[SweepRun, ...]
+
+
+def _yaml_value(value: Any) -> str:
+    return json.dumps(value)  # JSON is YAML: `8`, `"imdb"`, `null`, `1e-05`
+
+
+def _short(key: str) -> str:
+    return key.rsplit(".", 1)[-1]
+
+
+def _format(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _mapping(data: dict, key: str, path: Path) -> dict:
+    value = data.get(key) or {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ConfigError(f"{path}: {key}: expected a mapping of dotted keys to values")
+    return value
+
+
+def load_sweep(path: Path) -> Sweep:
+    """Read and validate a sweep file: every run's config is validated before anything runs."""
+    path = Path(path)
+    data = read_yaml(path)
+    unknown = [k for k in data if k not in SWEEP_KEYS]
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown sweep key; allowed: {', '.join(SWEEP_KEYS)}")
+    if not isinstance(data.get("base"), str):
+        raise ConfigError(f"{path}: base: expected the path of a config file (relative to the sweep)")
+    base = read_yaml((path.parent / data["base"]).resolve())
+    fixed, grid = _mapping(data, "set", path), _mapping(data, "grid", path)
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"grid.{key}: expected a non-empty list of values")
+    rules = data.get("rules") or []
+    if not isinstance(rules, list) or not all(isinstance(r, dict) and set(r) <= {"if", "set"} for r in rules):
+        raise ConfigError(f"{path}: rules: expected a list of {{if: {{key: value}}, set: {{key: value}}}}")
+    runs = []
+    for combo in itertools.product(*grid.values()):
+        chosen = dict(zip(grid, combo, strict=True))
+        name = "_".join(f"{_short(k)}={_format(v)}" for k, v in chosen.items()) or "base"
+        overrides = {**fixed, **chosen}
+        for rule in rules:
+            if all(overrides.get(k) == v for k, v in (rule.get("if") or {}).items()):
+                overrides.update(rule.get("set") or {})
+        texts = tuple(f"{k}={_yaml_value(v)}" for k, v in {**overrides, "name": name}.items())
+        runs.append(SweepRun(name, texts, config_from_dict(apply_overrides(base, list(texts)))))
+    sweep_name = data.get("name") or path.stem
+    if not isinstance(sweep_name, str):
+        raise ConfigError(f"{path}: name: expected a string")
+    return Sweep(sweep_name, path, tuple(runs))
+
+
+def run_status(folder: Path) -> str:
+    """`done`, `resume` (started, not completed) or `new`."""
+    try:
+        status = json.loads((folder / SUMMARY_FILE).read_text()).get("status")
+    except (OSError, ValueError):
+        return "resume" if folder.exists() else "new"
+    return "done" if status == "completed" else "resume"
+
+
+def run_sweep(sweep: Sweep, runs_dir: Path, console, dry_run: bool = False) -> list[tuple[str, str]]:
+    """Run every run of the sweep not yet completed; returns (name, outcome) per run."""
+    from .train import RunFailed
+    from .workflows import train_from_config
+
+    root = Path(runs_dir) / sweep.name
+    statuses = [(run, run_status(root / run.name)) for run in sweep.runs]
+    if dry_run:
+        return [(run.name, status) for run, status in statuses]
+    outcomes, durations = [], []
+    todo = sum(status != "done" for _, status in statuses)
+    for run, status in statuses:
+        if status == "done":
+            outcomes.append((run.name, "done"))
+            continue
+        left = todo - len(durations)
+        eta = f", eta {_clock(left * sum(durations) / len(durations))}" if durations else ""
+        console.print(f"[bold]sweep {sweep.name}[/bold]: {len(outcomes)}/{len(statuses)} done, running "
+                      f"{run.name} ({status}), {left - 1} left after it{eta}", highlight=False)
+        start = time.perf_counter()
+        try:
+            train_from_config(run.cfg, sweep.path, root, overwrite=False, console=console, resume=True)
+            outcomes.append((run.name, "completed"))
+        except RunFailed as e:
+            console.print(f"[red]{run.name} failed:[/red] {e}", highlight=False)
+            outcomes.append((run.name, "failed"))
+        durations.append(time.perf_counter() - start)
+    return outcomes
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
