@@ -38,5 +38,9 @@ test: lint
 test-slow: $(STAMP)
 	$(VENV)/bin/pytest -q -m slow
 
+# Throughput, peak memory and MFU of full / top / layerwise / head vs the plain HF loop (benchmarks/README.md).
+bench: $(STAMP)
+	$(FTCLI) bench
+
 clean:
 	rm -rf $(VENV) $(DEMO_RUNS) .pytest_cache .ruff_cache

@@ -3,7 +3,9 @@
 A config is YAML with sections `model`, `data`, `method`, `train` plus `seed` and `name`.
 Every field has a default; unknown keys, wrong types and out-of-range values raise
 `ConfigError` naming the dotted key and what is allowed.  Only `yaml.safe_load` is used, so a
-config can never construct Python objects or import code.
+config can never construct Python objects or import code.  Booleans are YAML 1.2's `true`/`false`
+only (`no`, `off`, `yes` stay strings, so `mixed_precision: no` means "no"), and a key given twice
+is an error rather than silently the last one.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -118,9 +121,33 @@ def _type_name(tp: Any) -> str:
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
 
 
+class _ShortRepr(reprlib.Repr):
+    """`repr` bounded in depth and length: one line, and cheap even for huge or aliased values."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel, self.maxlist, self.maxtuple, self.maxdict, self.maxset = 3, 6, 6, 4, 4
+        self.maxstring, self.maxother = 40, 40
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 128:  # repr() of a >4300-digit int raises; no one wants to read it anyway
+            return f"{'-' if x < 0 else ''}<an integer of {int(abs(x).bit_length() * math.log10(2)) + 1} digits>"
+        return super().repr_int(x, level)
+
+
+_short_repr = _ShortRepr().repr
+
+
 def _describe(value: Any) -> str:
-    text = repr(value)
+    text = _short_repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _key_text(key: Any) -> str:
+    """A user-written key as it appears in a message: itself, or its repr when not plain text."""
+    if isinstance(key, str) and key and key.isprintable():
+        return key
+    return repr(key) if isinstance(key, str) else _describe(key)
 
 
 def _check_value(key: str, tp: Any, meta: dict, value: Any) -> Any:
@@ -145,7 +172,10 @@ def _check_value(key: str, tp: Any, meta: dict, value: Any) -> Any:
     if not ok:
         raise ConfigError(f"{key}: got {_describe(value)}, expected {expected}")
     if tp is float:
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an integer beyond float range, e.g. 1 followed by 400 zeros
+            raise ConfigError(f"{key}: got {_describe(value)}, expected a finite number") from None
         if not math.isfinite(value):
             raise ConfigError(f"{key}: got {_describe(value)}, expected a finite number")
     lo, hi, lo_open = meta.get("lo"), meta.get("hi"), meta.get("lo_open")
@@ -175,7 +205,7 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     for key in data:
         if key not in fields:
             allowed = ", ".join(fields)
-            raise ConfigError(f"{prefix}{key}: unknown key; allowed keys here: {allowed}")
+            raise ConfigError(f"{prefix}{_key_text(key)}: unknown key; allowed keys here: {allowed}")
     values = {}
     for name, f in fields.items():
         if name not in data:
@@ -205,7 +235,35 @@ def config_from_dict(data: Any) -> RunConfig:
 
 
 class _Loader(yaml.SafeLoader):
-    """`yaml.SafeLoader` that also reads `1e-3` as a float (YAML 1.1 wants `1.0e-3`)."""
+    """`yaml.SafeLoader` that also reads `1e-3` as a float (YAML 1.1 wants `1.0e-3`), takes only
+    `true`/`false` as booleans (YAML 1.2), rejects duplicate keys, and reports a scalar it cannot
+    convert (`2020-13-45`, a 5000-digit integer) as a YAML error with its line instead of crashing."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
+        except (ArithmeticError, AttributeError, IndexError, KeyError, TypeError, ValueError) as e:
+            what = _describe(node.value) if isinstance(node, yaml.ScalarNode) else "this value"
+            tag = str(node.tag).rsplit(":", 1)[-1]
+            reason = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+            reason = reason if len(reason) <= 80 else reason[:77] + "..."
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {what} as {tag} ({reason})", node.start_mark) from None
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: set = set()
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {_key_text(key)!r}", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(
@@ -217,6 +275,12 @@ _Loader.add_implicit_resolver(
     |\.(?:nan|NaN|NAN))$""", re.X),
     list("-+0123456789."),
 )
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+    for first, resolvers in _Loader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
 def safe_load(text: str) -> Any:
@@ -234,7 +298,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"--set {text!r}: expected a dotted key such as train.epochs")
     try:
         value = safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         value = raw
     return parts, value
 
@@ -274,11 +338,19 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: cannot read config ({e.__class__.__name__}: {e})") from None
     try:
         data = safe_load(text)
+    except yaml.reader.ReaderError as e:  # a control character such as NUL (no line mark of its own)
+        line = text.count("\n", 0, e.position) + 1
+        column = e.position - text.rfind("\n", 0, e.position)
+        char = e.character if isinstance(e.character, int) else ord(str(e.character)[:1] or "\0")
+        raise ConfigError(f"{path}: not valid YAML at line {line}, column {column}: "
+                          f"unacceptable character #x{char:04x} ({e.reason})") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or e.__class__.__name__
+        problem = " ".join((getattr(e, "problem", None) or e.__class__.__name__).split())
         raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
     if data is None:
         raise ConfigError(f"{path}: the config file is empty; expected sections model, data, method, train")
     if not isinstance(data, dict):
