@@ -33,8 +33,11 @@ class Adapter(nn.Module):
             else:
                 nn.init.zeros_(linear.weight)
             nn.init.zeros_(linear.bias)
+        self.active = True  # False bypasses the adapter (identity): used by `ftcli ablate`
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
+        if not self.active:
+            return h
         # h: [batch, seq, d] -> [batch, seq, m] -> [batch, seq, d]; the skip keeps it near identity
         return h + self.up(self.act(self.down(h)))
 

@@ -126,17 +126,34 @@ class Format(str, Enum):
     json = "json"
 
 
-@app.command(epilog="Examples:\n\n  ftcli compare runs/\n\n  ftcli compare runs/ --format markdown > results.md")
+SORT_KEYS = ("dataset", "name", "mode", "inference_accuracy", "best_val_accuracy", "trainable_params",
+             "train_seconds", "train_examples_per_s")
+
+
+@app.command(epilog="Examples:\n\n  ftcli compare runs/\n\n  ftcli compare runs/ --format markdown > results.md\n\n"
+                    "  ftcli compare runs/ --dataset imdb --mode full --mode layerwise --sort inference_accuracy\n\n"
+                    "  ftcli compare runs/ --plot figures/")
 @one_line_errors
 def compare(
-    runs_dir: Annotated[Path, typer.Argument(help="Folder of run folders.")] = Path("runs"),
+    runs_dir: Annotated[Path, typer.Argument(help="Folder of run folders (searched recursively).")] = Path("runs"),
     format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    dataset: Annotated[Optional[list[str]], typer.Option(help="Only these data sets (repeatable).")] = None,
+    mode: Annotated[Optional[list[str]], typer.Option(help="Only these modes (repeatable).")] = None,
+    sort: Annotated[str, typer.Option(help=f"Sort by one of: {', '.join(SORT_KEYS)}.")] = "dataset",
+    plot: Annotated[Optional[Path], typer.Option(help="Write PNG figures into this folder.")] = None,
 ) -> None:
-    """One row per run (runs differing only by seed are grouped: mean ± SEM)."""
+    """One row per run; runs differing only by seed are grouped (mean ± SEM, n)."""
     from .results import compare_rows, load_runs, render_table, render_text
 
+    if sort not in SORT_KEYS:
+        raise FtcliError(f"--sort: got {sort!r}, expected one of {', '.join(SORT_KEYS)}")
     runs, skipped = load_runs(runs_dir)
+    runs = [r for r in runs if (not dataset or r.summary["dataset"] in dataset)
+            and (not mode or r.summary["mode"] in mode)]
     rows = compare_rows(runs)
+    if sort != "dataset":
+        rows.sort(key=lambda r: (r[sort] is None, r[sort]), reverse=sort in ("inference_accuracy", "best_val_accuracy",
+                                                                             "train_examples_per_s"))
     if format is Format.table:
         wide = out if out.is_terminal else Console(width=220)  # pipes and logs: never fold cells
         wide.print(render_table(rows, f"ftcli compare {runs_dir}"))
@@ -145,7 +162,33 @@ def compare(
     for path, reason in skipped:
         err.print(f"ftcli: skipped {path}: {reason}", highlight=False, soft_wrap=True)
     if not runs:
-        raise FtcliError(f"{runs_dir}: no completed runs found")
+        raise FtcliError(f"{runs_dir}: no completed runs found" + (" (after filters)" if dataset or mode else ""))
+    if plot is not None:
+        from .plots import plot_accuracy_vs_params, plot_learning_curves
+
+        plot.mkdir(parents=True, exist_ok=True)
+        for path in plot_accuracy_vs_params(rows, plot) + plot_learning_curves(runs, plot):
+            err.print(f"wrote {path}", highlight=False, soft_wrap=True)
+
+
+@app.command(epilog="Examples:\n\n  ftcli ablate runs/ag_news_layerwise   # writes runs/ag_news_layerwise/ablation/")
+@one_line_errors
+def ablate(
+    run_dir: Annotated[Path, typer.Argument(help="A completed layerwise run folder.")],
+    out_dir: Annotated[Optional[Path], typer.Option(help="Where the table and heatmap go.")] = None,
+    split: Annotated[str, typer.Option(help="validation or test.")] = "validation",
+) -> None:
+    """Bypass the adapters of each span of layers [i..j]; table + heatmap of the accuracy drop."""
+    from .ablate import ablate_run
+
+    if split not in ("validation", "test"):
+        raise FtcliError(f"--split: got {split!r}, expected validation or test")
+    target = out_dir or run_dir / "ablation"
+    result = ablate_run(run_dir, target, split)
+    worst = max(result["cells"], key=lambda c: c["relative_drop_pct"])
+    out.print(f"intact {split} accuracy {result['intact_accuracy']:.4f}; largest drop "
+              f"{worst['relative_drop_pct']:.1f}% with layers {worst['first']}..{worst['last']} bypassed; "
+              f"wrote {target}", soft_wrap=True)
 
 
 @app.command(epilog="Examples:\n\n  ftcli predict runs/imdb_top --text \"A gripping, beautifully shot film.\"\n\n"

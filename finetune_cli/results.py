@@ -227,7 +227,7 @@ COLUMNS = [  # (header, renderer)
     ("dataset", lambda r: r["dataset"]),
     ("mode", lambda r: r["mode"]),
     ("m", lambda r: "-" if r["bottleneck"] is None else str(r["bottleneck"])),
-    ("trained params", lambda r: f"{r['trainable_params']:,} ({r['trainable_pct']:.2f}%)"),
+    ("trained params (% of backbone)", lambda r: f"{r['trainable_params']:,} ({r['backbone_pct']:.2f}%)"),
     ("best val loss", lambda r: _pm(r, "best_val_loss", 4)),
     ("best val acc", lambda r: _pm(r, "best_val_accuracy", 4)),
     ("inference acc", lambda r: _pm(r, "inference_accuracy", 4)),

@@ -1,0 +1,90 @@
+"""Layer ablation of a layer-wise adapter run (the paper's Fig. 6 left): bypass the adapters of
+every contiguous span of layers [i..j] and measure the relative drop in validation accuracy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .adapters import Adapter, encoder_layers
+from .artifacts import load_run_model
+from .errors import FtcliError
+
+
+def set_adapters_active(layer: torch.nn.Module, active: bool) -> None:
+    for module in layer.modules():
+        if isinstance(module, Adapter):
+            module.active = active
+
+
+def ablate_run(run_dir: Path, out_dir: Path, split: str = "validation") -> dict:
+    """Evaluate the intact model and each span with adapters bypassed; write CSV, markdown, PNG."""
+    from accelerate import Accelerator
+
+    from .data import encode, load_data, make_loader
+    from .train import evaluate
+
+    run = load_run_model(run_dir)
+    if run.cfg.method.mode != "layerwise":
+        raise FtcliError(f"{run_dir}: ablate needs a layerwise run (this one is {run.cfg.method.mode!r})")
+    data = load_data(run.cfg.data, run.cfg.seed)
+    encoded = encode(data.splits[split], data.spec, run.tokenizer, run.cfg.model.max_length)
+    accelerator = Accelerator(mixed_precision=run.cfg.train.mixed_precision)
+    loader = accelerator.prepare(make_loader(encoded, run.cfg.train.eval_batch_size, run.tokenizer.pad_token_id))
+    model = run.model.to(accelerator.device)
+    layers = encoder_layers(model)
+    intact = evaluate(model, loader, accelerator)["accuracy"]
+    cells = []
+    for i in range(len(layers)):
+        for j in range(i, len(layers)):
+            for k in range(i, j + 1):
+                set_adapters_active(layers[k], False)
+            acc = evaluate(model, loader, accelerator)["accuracy"]
+            for k in range(i, j + 1):
+                set_adapters_active(layers[k], True)
+            cells.append({"first": i, "last": j, "accuracy": acc, "relative_drop_pct": 100 * (intact - acc) / intact})
+    result = {"run": str(run_dir), "split": split, "examples": len(encoded), "intact_accuracy": intact, "cells": cells}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_tables(result, out_dir)
+    plot_heatmap(result, len(layers), out_dir / "ablation_heatmap.png")
+    return result
+
+
+def write_tables(result: dict, out_dir: Path) -> None:
+    import json
+
+    from .results import write_atomic
+
+    write_atomic(out_dir / "ablation.json", (json.dumps(result, indent=2) + "\n").encode())
+    lines = ["| first layer | last layer | accuracy | relative drop (%) |", "|---|---|---|---|"]
+    lines += [f"| {c['first']} | {c['last']} | {c['accuracy']:.4f} | {c['relative_drop_pct']:.2f} |"
+              for c in result["cells"]]
+    write_atomic(out_dir / "ablation.md", ("\n".join(lines) + "\n").encode())
+
+
+def plot_heatmap(result: dict, n_layers: int, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    grid = np.full((n_layers, n_layers), np.nan)
+    for c in result["cells"]:
+        grid[c["last"], c["first"]] = c["relative_drop_pct"]
+    fig, ax = plt.subplots(figsize=(5.5, 4.8))
+    image = ax.imshow(grid, cmap="viridis", origin="lower")
+    for c in result["cells"]:
+        ax.text(c["first"], c["last"], f"{c['relative_drop_pct']:.1f}", ha="center", va="center", fontsize=7,
+                color="white")
+    ax.set_xticks(range(n_layers))
+    ax.set_yticks(range(n_layers))
+    ax.set_xlabel("first layer with adapters bypassed (0 = bottom)")
+    ax.set_ylabel("last layer with adapters bypassed")
+    ax.set_title(f"Relative {result['split']} accuracy drop (%)\nintact accuracy {100 * result['intact_accuracy']:.1f}%"
+                 f", {result['examples']} examples")
+    fig.colorbar(image, ax=ax, label="relative accuracy drop (%)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

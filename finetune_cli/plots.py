@@ -1,0 +1,84 @@
+"""Figures from compare rows (matplotlib, written as PNG): the paper's Fig. 3/4 (accuracy against
+trained parameters, log x) and learning curves (validation accuracy per epoch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .results import Run
+
+COLORS = {"full": "black", "layerwise": "tab:orange", "top": "tab:purple", "top_layers": "tab:blue",
+          "layernorm": "tab:green", "head": "tab:gray"}
+TITLES = {"imdb": "IMDB", "snli": "SNLI", "ag_news": "AG News"}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_accuracy_vs_params(rows: list[dict], folder: Path) -> list[Path]:
+    """One PNG per data set: inference accuracy (mean ± SEM over seeds) against trained parameters."""
+    plt = _pyplot()
+    written = []
+    for dataset in sorted({r["dataset"] for r in rows}):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for mode in COLORS:
+            points = sorted((r for r in rows if r["dataset"] == dataset and r["mode"] == mode),
+                            key=lambda r: r["trainable_params"])
+            if not points:
+                continue
+            xs = [r["trainable_params"] for r in points]
+            ys = [100 * r["inference_accuracy"] for r in points]
+            err = [100 * (r["inference_accuracy_sem"] or 0) for r in points]
+            n = max(r["n"] for r in points)
+            ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, color=COLORS[mode],
+                        label=f"{mode} (n={n} seed{'s' if n > 1 else ''})")
+            for r in points:
+                if r["bottleneck"] is not None and len(points) > 1:
+                    ax.annotate(f"m={r['bottleneck']}", (r["trainable_params"], 100 * r["inference_accuracy"]),
+                                textcoords="offset points", xytext=(4, -10), fontsize=7, color=COLORS[mode])
+        ax.set_xscale("log")
+        ax.set_xlabel("trained parameters (count, log scale)")
+        ax.set_ylabel("inference accuracy on the test split (%)")
+        ax.set_title(f"{TITLES.get(dataset, dataset)}: accuracy vs trained parameters")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = folder / f"accuracy_vs_params_{dataset}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def plot_learning_curves(runs: list[Run], folder: Path) -> list[Path]:
+    """One PNG per data set: validation accuracy after each epoch, one line per run, colour by mode."""
+    plt = _pyplot()
+    written = []
+    for dataset in sorted({r.summary["dataset"] for r in runs}):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        seen = set()
+        for run in sorted((r for r in runs if r.summary["dataset"] == dataset), key=lambda r: r.path.name):
+            mode = run.summary["mode"]
+            epochs = [m["epoch"] for m in run.metrics]
+            accs = [100 * m["val_accuracy"] for m in run.metrics]
+            label = mode if mode not in seen else None
+            seen.add(mode)
+            ax.plot(epochs, accs, marker=".", color=COLORS.get(mode, "tab:red"), alpha=0.7, label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation accuracy (%)")
+        ax.set_title(f"{TITLES.get(dataset, dataset)}: validation accuracy per epoch ({len(runs)} runs)")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, title="mode (one line per run)")
+        fig.tight_layout()
+        path = folder / f"learning_curves_{dataset}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    return written
