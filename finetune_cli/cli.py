@@ -91,13 +91,15 @@ def train(
 ) -> None:
     """Train and test one config; write the run folder runs/NAME/."""
     from .config import load_config
+    from .train import distributed_state
     from .workflows import train_from_config
 
     overrides = list(set_ or []) + ([f"name={name}"] if name else [])
     cfg = load_config(config, overrides)
     summary = train_from_config(cfg, config, runs_dir, overwrite, err, resume)
-    out.print(f"inference accuracy (test, best epoch {summary['best_epoch']}): "
-              f"{summary['inference_accuracy']:.4f} | run folder: {runs_dir / summary['name']}", soft_wrap=True)
+    if distributed_state().is_main_process:  # one line, not one per process
+        out.print(f"inference accuracy (test, best epoch {summary['best_epoch']}): "
+                  f"{summary['inference_accuracy']:.4f} | run folder: {runs_dir / summary['name']}", soft_wrap=True)
 
 
 @app.command(epilog="Examples:\n\n  ftcli sweep configs/sweeps/size_curve.yaml --dry-run\n\n"

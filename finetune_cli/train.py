@@ -54,6 +54,13 @@ class Experiment:
         return self.data.spec
 
 
+def distributed_state():
+    """accelerate's process state; without CUDA, several processes (torchrun) use gloo on the CPU."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
     from accelerate.utils import set_seed
@@ -145,7 +152,8 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
     from accelerate import Accelerator
 
     cfg = exp.cfg.train
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
+    distributed_state()
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
     pad_id = exp.backbone.tokenizer.pad_token_id
     train_loader = make_loader(exp.encoded["train"], cfg.batch_size, pad_id, shuffle=True, seed=exp.cfg.seed)
     val_loader = make_loader(exp.encoded["validation"], cfg.eval_batch_size, pad_id)
@@ -170,6 +178,7 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
             train_loss = train_one_epoch(model, train_loader, optimizer, scheduler, accelerator,
                                          cfg.max_grad_norm, progress)
             seconds = time.perf_counter() - start
+            train_loss = accelerator.reduce(torch.tensor(train_loss, device=accelerator.device), "mean").item()
             val = evaluate(model, val_loader, accelerator)
             record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"],
                       "val_accuracy": val["accuracy"], "train_seconds": seconds,
@@ -244,7 +253,7 @@ def run_and_record(cfg: RunConfig, folder: results.RunFolder, console=None, resu
     folder.write_config(config_to_dict(cfg))
     exp = prepare_experiment(cfg)
     summary = {**describe(exp), "name": folder.path.name}
-    if console is not None:
+    if console is not None and folder.enabled:
         console.print(exp.counts.line())
     folder.write_summary(summary)
     started = time.time()

@@ -29,12 +29,10 @@ def train_from_config(cfg: RunConfig, config_path: Path, runs_dir: Path, overwri
                       resume: bool = False) -> dict:
     """Run a config into runs_dir/NAME. Refuses to overwrite silently; `resume` continues an
     interrupted run from its last epoch checkpoint (a completed run is left as it is)."""
-    from accelerate import PartialState
-
-    from .train import run_and_record
+    from .train import distributed_state, run_and_record
 
     path = Path(runs_dir) / default_run_name(cfg, config_path)
-    enabled = PartialState().is_main_process
+    enabled = distributed_state().is_main_process
     if resume and (path / CONFIG_FILE).exists():
         key = first_difference(config_to_dict(cfg), read_yaml(path / CONFIG_FILE))
         if key is not None:
