@@ -91,6 +91,8 @@ class TrainConfig:
     warmup_ratio: float = _f(0.1, lo=0.0, hi=1.0)
     # Gradient clipping by global norm; null = no clipping.
     max_grad_norm: Optional[float] = _f(1.0, lo=0.0, hi=1e6, lo_open=True)
+    # Batch examples of similar length (less padding, same data per epoch); see data.BatchPlan.
+    group_by_length: bool = True
     # Mixed precision through accelerate: no | bf16 | fp16 (fp16 needs a GPU).
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
 
@@ -153,15 +155,16 @@ def _key_text(key: Any) -> str:
 def _check_value(key: str, tp: Any, meta: dict, value: Any) -> Any:
     """Return `value` converted to `tp`, or raise ConfigError naming `key`."""
     origin = typing.get_origin(tp)
+    or_null = ""
     if origin in (typing.Union, types.UnionType):
         if value is None:
             return None
         (tp,) = [a for a in typing.get_args(tp) if a is not type(None)]
-        origin = typing.get_origin(tp)
+        origin, or_null = typing.get_origin(tp), " or null"
     expected = _type_name(tp)
     if origin is Literal:
         if value not in typing.get_args(tp) or isinstance(value, bool):
-            raise ConfigError(f"{key}: got {_describe(value)}, expected {expected}")
+            raise ConfigError(f"{key}: got {_describe(value)}, expected {expected}{or_null}")
         return value
     ok = {
         bool: isinstance(value, bool),
@@ -170,7 +173,7 @@ def _check_value(key: str, tp: Any, meta: dict, value: Any) -> Any:
         str: isinstance(value, str),
     }[tp]
     if not ok:
-        raise ConfigError(f"{key}: got {_describe(value)}, expected {expected}")
+        raise ConfigError(f"{key}: got {_describe(value)}, expected {expected}{or_null}")
     if tp is float:
         try:
             value = float(value)
@@ -261,7 +264,7 @@ class _Loader(yaml.SafeLoader):
                 key = self.construct_object(key_node)
                 if key in seen:
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {_key_text(key)!r}", key_node.start_mark)
+                        None, None, f"duplicate key {_describe(key)}", key_node.start_mark)
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -304,28 +307,24 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """Return a copy of `data` with each `a.b=value` override set (validated later, with the file)."""
-    out = _deep_copy(data)
+    """Return a copy of `data` with each `a.b=value` override set (validated later, with the file).
+
+    Copy-on-write: only the mappings along an override's path are copied, so `data` is never
+    changed and YAML aliases (shared, possibly exponentially many times) are never expanded."""
+    out = dict(data)
     for text in overrides:
         parts, value = parse_override(text)
         node = out
         for i, part in enumerate(parts[:-1]):
             child = node.get(part)
             if child is None:
-                child = node[part] = {}
+                child = {}
             if not isinstance(child, dict):
                 raise ConfigError(f"{'.'.join(parts[: i + 1])}: is a value, not a section")
+            node[part] = child = dict(child)
             node = child
         node[parts[-1]] = value
     return out
-
-
-def _deep_copy(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: _deep_copy(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_deep_copy(v) for v in data]
-    return data
 
 
 def read_yaml(path: Path) -> Any:

@@ -3,12 +3,16 @@ deterministic stratified subsets, tokenization and dynamically padded batches.""
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import functools
 import gzip
 import json
 import logging
 import math
 import random
+import reprlib
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -151,8 +155,11 @@ def load_hub(spec: DatasetSpec) -> dict[str, Rows]:
 
 
 def _find_split_file(folder: Path, split: str) -> Path | None:
-    matches = [p for p in sorted(folder.iterdir())
-               if p.name.split(".")[0] == split and _file_type(p) is not None]
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as e:
+        raise DataError(f"{folder}: cannot list the data folder ({e.__class__.__name__}: {e.strerror or e})") from None
+    matches = [p for p in entries if p.name.split(".")[0] == split and _file_type(p) is not None]
     if len(matches) > 1:
         raise DataError(f"{folder}: several files for split {split!r}: {', '.join(p.name for p in matches)}")
     return matches[0] if matches else None
@@ -165,18 +172,150 @@ def _file_type(path: Path) -> str | None:
     return FILE_TYPES.get(suffixes[-1]) if suffixes else None
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlevel = 30, 30, 2
+
+
+def _short(value: Any) -> str:
+    """A value as it appears in a message: one line, at most about 40 characters."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _reason(e: BaseException) -> str:
+    """The first line of an exception's message, at most 80 characters."""
+    text = (str(e).splitlines() or [e.__class__.__name__])[0]
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _at(row: int, line: int) -> str:
+    """`row N` (the Nth record), with its line where the two differ (blank lines, CSV header)."""
+    return f"row {row}" if row == line else f"row {row} (line {line})"
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                return f.read()
+        return path.read_bytes()
+    except (OSError, EOFError, zlib.error) as e:  # unreadable, not gzip, truncated gzip
+        reason = getattr(e, "strerror", None) or (str(e).splitlines() or [""])[0]
+        raise DataError(f"{path}: cannot read ({e.__class__.__name__}: {reason})") from None
+
+
+def read_json_rows(path: Path) -> Rows:
+    """Read a JSON Lines file (one object per line) or a JSON array of objects with the standard
+    library, so that every problem names its row (and line)."""
+    raw = _read_bytes(path)
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]  # a UTF-8 byte order mark
+    if not raw.strip():
+        raise DataError(f"{path}: empty file; expected one JSON object per line")
+    if raw.lstrip()[:1] == b"[":  # one JSON array of objects
+        try:
+            items = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            line = raw.count(b"\n", 0, e.start) + 1
+            raise DataError(f"{path}: line {line}: not UTF-8 text (byte 0x{raw[e.start]:02x})") from None
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+        except (ValueError, RecursionError) as e:  # a >4300-digit number, absurd nesting
+            raise DataError(f"{path}: not valid JSON ({e.__class__.__name__}: {_reason(e)})") from None
+        for row, item in enumerate(items if isinstance(items, list) else [], start=1):
+            if not isinstance(item, dict):
+                raise DataError(f"{path}: row {row}: expected a JSON object, got {_short(item)}")
+        return items
+    rows: Rows = []
+    for line, data in enumerate(raw.split(b"\n"), start=1):
+        if not data.strip():
+            continue
+        at = _at(len(rows) + 1, line)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}: {at}: not UTF-8 text (byte 0x{data[e.start]:02x})") from None
+        try:
+            item = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: {at}: not valid JSON ({e.msg} at column {e.colno})") from None
+        except (ValueError, RecursionError) as e:  # a >4300-digit number, absurd nesting
+            raise DataError(f"{path}: {at}: not valid JSON ({e.__class__.__name__}: {_reason(e)})") from None
+        if not isinstance(item, dict):
+            raise DataError(f"{path}: {at}: expected a JSON object, got {_short(item)}")
+        rows.append(item)
+    return rows
+
+
+def _csv_problem(path: Path) -> str | None:
+    """Why a CSV file cannot be read, by row, found with the standard library (None: no idea)."""
+    try:
+        text = _read_bytes(path).decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        return f"not UTF-8 text (byte 0x{e.object[e.start]:02x} at byte {e.start})"
+    reader = csv.reader(text.splitlines(keepends=True))
+    try:
+        header = next(reader, None)
+        if not header:
+            return "empty file; expected a header line such as text,label"
+        row = 0
+        for fields in reader:
+            if not fields:
+                continue  # blank lines are skipped by the reader too
+            row += 1
+            if len(fields) != len(header):
+                return (f"{_at(row, reader.line_num)}: {len(fields)} fields, but the header has "
+                        f"{len(header)} ({_short(','.join(header))})")
+    except csv.Error as e:
+        return f"line {reader.line_num}: not valid CSV ({e})"
+    return None if row else "no rows after the header line"
+
+
+@contextlib.contextmanager
+def _quiet_datasets():
+    """Silence the `datasets` logger: its parser errors are re-raised as one DataError line."""
+    from datasets.utils import logging as ds_logging
+
+    before = ds_logging.get_verbosity()
+    ds_logging.set_verbosity(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        ds_logging.set_verbosity(before)
+
+
 def read_data_file(path: Path) -> Rows:
-    """Read one JSON Lines / CSV / Parquet file with the Hugging Face `datasets` loaders."""
+    """Read one data file: JSON Lines / JSON with the standard library (row-exact messages), CSV and
+    Parquet with the Hugging Face `datasets` loaders."""
+    kind = _file_type(path)
+    if not path.is_file():
+        raise DataError(f"{path}: not a file")
+    if kind == "json":
+        return read_json_rows(path)
     try:
         import datasets
 
         datasets.disable_progress_bars()
-        ds = datasets.load_dataset(_file_type(path), data_files=str(path), split="train",
-                                   cache_dir=None, keep_in_memory=True)
+        with _quiet_datasets():
+            ds = datasets.load_dataset(kind, data_files=str(path), split="train", cache_dir=None,
+                                       keep_in_memory=True)
     except Exception as e:  # noqa: BLE001 - any parser error becomes one line naming the file
-        first = str(e).splitlines()[0] if str(e) else ""
-        raise DataError(f"{path}: cannot read as {_file_type(path)}: {e.__class__.__name__}: {first}") from e
+        problem = _csv_problem(path) if kind == "csv" else None
+        if problem is not None:
+            raise DataError(f"{path}: {problem}") from e
+        cause = e.__cause__ or e.__context__ if e.__class__.__name__ == "DatasetGenerationError" else None
+        shown = cause or e
+        first = str(shown).splitlines()[0] if str(shown) else ""
+        raise DataError(f"{path}: cannot read as {kind}: {shown.__class__.__name__}: {first}") from e
     return ds.to_list()
+
+
+def _expand_user(source: str) -> Path:
+    """`~/data` to the home folder; an unknown `~user` stays as written (then is not a folder)."""
+    try:
+        return Path(source).expanduser()
+    except RuntimeError:  # no such user, or no home folder
+        return Path(source)
 
 
 def find_split_files(folder: Path) -> dict[str, Path]:
@@ -194,19 +333,23 @@ def check_rows(rows: Rows, spec: DatasetSpec, where: str) -> Rows:
     for i, row in enumerate(rows, start=1):
         missing = [k for k in needed if k not in row]
         if missing:
+            found = ", ".join(_short(k) for k in list(row)[:8]) or "none"
             raise DataError(f"{where}: row {i}: missing column(s) {', '.join(missing)}; "
-                            f"{spec.name} needs {', '.join(needed)}")
+                            f"{spec.name} needs {', '.join(needed)} (found: {found})")
         label = row["label"]
         if spec.name == "snli" and label in (-1, None):
             continue  # SNLI pairs without a gold label (HF marks them -1)
         if isinstance(label, float) and label.is_integer():
             label = int(label)
         if not isinstance(label, int) or isinstance(label, bool) or not 0 <= label < spec.num_labels:
-            raise DataError(f"{where}: row {i}: label {label!r} is not in 0..{spec.num_labels - 1} "
-                            f"({', '.join(spec.label_names)})")
+            hint = ""
+            if isinstance(label, str) and label in spec.label_names:
+                hint = f"; labels are ids: write {spec.label_names.index(label)} for {label!r}"
+            raise DataError(f"{where}: row {i}: label {_short(label)} is not in 0..{spec.num_labels - 1} "
+                            f"({', '.join(spec.label_names)}){hint}")
         for k in spec.text_fields:
             if not isinstance(row[k], str) or not row[k].strip():
-                raise DataError(f"{where}: row {i}: {k!r} is empty or not text")
+                raise DataError(f"{where}: row {i}: {k!r} is empty or not text (got {_short(row[k])})")
         out.append({**{k: row[k] for k in spec.text_fields}, "label": label})
     if not out:
         raise DataError(f"{where}: no usable rows")
@@ -229,7 +372,7 @@ def load_data(cfg: DataConfig, seed: int) -> LoadedData:
                         "data.source: sample")
             splits, source = load_sample(spec), "sample"
     else:
-        files = find_split_files(Path(cfg.source).expanduser())
+        files = find_split_files(_expand_user(cfg.source))
         splits, source = {}, f"folder:{cfg.source}"
     for split in ("train", "test"):
         if split not in splits and split not in files:
@@ -240,7 +383,11 @@ def load_data(cfg: DataConfig, seed: int) -> LoadedData:
     splits = {name: check_rows(rows, spec, str(files.get(name, f"{source} {name}")))
               for name, rows in splits.items()}
     if "validation" not in splits:
+        n_train = len(splits["train"])
         splits["train"], splits["validation"] = carve_validation(splits["train"], cfg.validation_fraction, seed)
+        if not splits["train"]:
+            raise DataError(f"{files.get('train', f'{source} train')}: only {n_train} usable row(s), too few to "
+                            "hold out a validation split as well; add rows or a validation file")
     splits = {
         "train": take_subset(splits["train"], cfg.max_train_samples, seed),
         "validation": take_subset(splits["validation"], cfg.max_eval_samples, seed),
@@ -291,34 +438,55 @@ def collate(indices: list[int], encoded: Encoded, pad_id: int) -> dict[str, torc
 class BatchPlan:
     """Batches of example indices, fixed per epoch: shuffled with `seed + epoch` when training.
 
-    A batch sampler (not a sampler) so that accelerate can shard whole batches across
-    processes; `set_epoch` reshuffles, so the order depends only on the seed and the epoch.
+    A batch sampler (not a sampler) so that accelerate can shard whole batches across processes;
+    `set_epoch` reshuffles, so the order depends only on the seed and the epoch. With
+    `group_by_length`, each chunk of `GROUP_BATCHES` shuffled batches is sorted by length before it
+    is cut into batches, and the batch order is shuffled again (as transformers'
+    LengthGroupedSampler): batches hold examples of similar length, so little padding is computed.
     """
 
-    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int):
-        self.n, self.batch_size, self.shuffle, self.seed, self.epoch = n, batch_size, shuffle, seed, 0
+    GROUP_BATCHES = 16  # batches per sorted chunk: larger = less padding, less randomness
+
+    def __init__(self, lengths: list[int], batch_size: int, shuffle: bool, seed: int, group_by_length: bool = False):
+        self.lengths, self.batch_size, self.shuffle, self.seed = lengths, batch_size, shuffle, seed
+        self.group_by_length, self.epoch = group_by_length, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def batches(self) -> list[list[int]]:
-        order = list(range(self.n))
+        n, size = len(self.lengths), self.batch_size
+        rng = random.Random(self.seed + self.epoch)
+        order = list(range(n))
         if self.shuffle:
-            random.Random(self.seed + self.epoch).shuffle(order)
-        return [order[i : i + self.batch_size] for i in range(0, self.n, self.batch_size)]
+            rng.shuffle(order)
+        if self.group_by_length:
+            chunk = size * self.GROUP_BATCHES if self.shuffle else n  # evaluation: sort everything
+            order = [i for s in range(0, n, chunk)
+                     for i in sorted(order[s : s + chunk], key=lambda i: -self.lengths[i])]
+        batches = [order[i : i + size] for i in range(0, n, size)]
+        if self.group_by_length and self.shuffle:
+            rng.shuffle(batches)
+        return batches
+
+    def pad_ratio(self) -> float:
+        """Tokens computed (padded batches) / real tokens, for this epoch's batches."""
+        padded = sum(len(b) * max(self.lengths[i] for i in b) for b in self.batches())
+        return padded / sum(self.lengths)
 
     def __iter__(self):
         return iter(self.batches())
 
     def __len__(self) -> int:
-        return math.ceil(self.n / self.batch_size)
+        return math.ceil(len(self.lengths) / self.batch_size)
 
 
-def make_loader(encoded: Encoded, batch_size: int, pad_id: int, shuffle: bool = False,
-                seed: int = 0) -> torch.utils.data.DataLoader:
+def make_loader(encoded: Encoded, batch_size: int, pad_id: int, shuffle: bool = False, seed: int = 0,
+                group_by_length: bool = False) -> torch.utils.data.DataLoader:
     """A DataLoader of dynamically padded batches planned by `BatchPlan`."""
+    lengths = [len(ids) for ids in encoded.input_ids]
     return torch.utils.data.DataLoader(
         range(len(encoded)),
-        batch_sampler=BatchPlan(len(encoded), batch_size, shuffle, seed),
+        batch_sampler=BatchPlan(lengths, batch_size, shuffle, seed, group_by_length),
         collate_fn=functools.partial(collate, encoded=encoded, pad_id=pad_id),
     )

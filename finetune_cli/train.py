@@ -155,9 +155,10 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
     distributed_state()
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
     pad_id = exp.backbone.tokenizer.pad_token_id
-    train_loader = make_loader(exp.encoded["train"], cfg.batch_size, pad_id, shuffle=True, seed=exp.cfg.seed)
-    val_loader = make_loader(exp.encoded["validation"], cfg.eval_batch_size, pad_id)
-    test_loader = make_loader(exp.encoded["test"], cfg.eval_batch_size, pad_id)
+    group = cfg.group_by_length
+    train_loader = make_loader(exp.encoded["train"], cfg.batch_size, pad_id, True, exp.cfg.seed, group)
+    val_loader = make_loader(exp.encoded["validation"], cfg.eval_batch_size, pad_id, group_by_length=group)
+    test_loader = make_loader(exp.encoded["test"], cfg.eval_batch_size, pad_id, group_by_length=group)
     plan = train_loader.batch_sampler  # kept: accelerate wraps it when sharding across processes
     optimizer = make_optimizer(exp.model, exp.is_trained, cfg)
     model, optimizer, train_loader, val_loader, test_loader = accelerator.prepare(
@@ -182,7 +183,7 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
             val = evaluate(model, val_loader, accelerator)
             record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"],
                       "val_accuracy": val["accuracy"], "train_seconds": seconds,
-                      "train_examples_per_s": len(exp.encoded["train"]) / seconds,
+                      "train_examples_per_s": len(exp.encoded["train"]) / seconds, "pad_ratio": plan.pad_ratio(),
                       "learning_rate_end": scheduler.get_last_lr()[0]}
             loop.epoch, loop.metrics = epoch, [*loop.metrics, record]
             loop.train_seconds += seconds
@@ -194,7 +195,8 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
             progress.end_epoch(epoch, val)
             on_epoch(loop.metrics)
     plain.load_state_dict(loop.best_state, strict=False)  # the paper's model selection: best val epoch
-    return {"best": loop.best, "train_seconds": loop.train_seconds,
+    return {"best": loop.best, "pad_ratio": sum(m["pad_ratio"] for m in loop.metrics) / len(loop.metrics),
+            "train_seconds": loop.train_seconds,
             "train_examples_per_s": loop.examples / max(loop.train_seconds, 1e-9), "best_state": loop.best_state,
             "device": str(accelerator.device), "num_processes": accelerator.num_processes,
             "accelerator": accelerator, "test_loader": test_loader}
@@ -277,7 +279,7 @@ def run_and_record(cfg: RunConfig, folder: results.RunFolder, console=None, resu
         test_loss=test["loss"], train_seconds=out["train_seconds"],
         train_examples_per_s=out["train_examples_per_s"], wall_seconds=time.time() - started,
         peak_memory_mb=peak_memory_mb(out["device"]), device=out["device"],
-        num_processes=out["num_processes"], trained_file_bytes=size,
+        num_processes=out["num_processes"], trained_file_bytes=size, pad_ratio=out["pad_ratio"],
     )
     folder.write_summary(summary)
     folder.remove(CHECKPOINT_FILE)  # the run is complete: the trained file is all that is needed

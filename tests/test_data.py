@@ -108,10 +108,33 @@ def test_auto_falls_back_to_the_sample_with_a_warning(monkeypatch, caplog):
 
 
 def test_batch_plan_depends_on_seed_and_epoch_only():
-    plan = BatchPlan(10, 4, shuffle=True, seed=1)
+    plan = BatchPlan([5] * 10, 4, shuffle=True, seed=1)
     first = plan.batches()
     plan.set_epoch(1)
     assert plan.batches() != first and sorted(sum(plan.batches(), [])) == list(range(10))
     plan.set_epoch(0)
     assert plan.batches() == first and [len(b) for b in first] == [4, 4, 2]
-    assert BatchPlan(10, 4, shuffle=False, seed=1).batches()[0] == [0, 1, 2, 3]
+    assert BatchPlan([5] * 10, 4, shuffle=False, seed=1).batches()[0] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(("dataset", "max_length"), [("imdb", 128), ("imdb", 512), ("snli", 128), ("ag_news", 128)])
+def test_length_grouped_batches_pad_at_most_ten_percent(dataset, max_length):
+    from transformers import AutoTokenizer
+
+    from finetune_cli.data import encode, make_loader
+    from finetune_cli.models import minilm_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))
+    loaded = load_data(DataConfig(dataset=dataset, source="sample"), seed=0)
+    encoded = encode(loaded.splits["train"], loaded.spec, tokenizer, max_length)
+    grouped = make_loader(encoded, 16, 0, shuffle=True, seed=0, group_by_length=True).batch_sampler
+    plain = make_loader(encoded, 16, 0, shuffle=True, seed=0).batch_sampler
+    for epoch in range(2):
+        grouped.set_epoch(epoch)
+        assert grouped.pad_ratio() <= 1.1
+        assert sorted(sum(grouped.batches(), [])) == list(range(len(encoded)))  # every example once
+    assert grouped.pad_ratio() <= plain.pad_ratio()
+    grouped.set_epoch(0)
+    first = grouped.batches()
+    grouped.set_epoch(1)
+    assert grouped.batches() != first  # still shuffled between epochs

@@ -17,8 +17,9 @@ from finetune_cli.results import RUN_FILES
 def test_two_cpu_processes_train_into_one_run_folder(tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     assert torchrun.exists() or shutil.which("torchrun")
-    cmd = [str(torchrun if torchrun.exists() else "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "finetune_cli",
-           "train", str(CONFIGS / "smoke" / "layerwise.yaml"), "--runs-dir", str(tmp_path), "--set", "train.epochs=1"]
+    cmd = [str(torchrun if torchrun.exists() else "torchrun"), "--standalone", "--nproc_per_node", "2",
+           "-m", "finetune_cli", "train", str(CONFIGS / "smoke" / "layerwise.yaml"), "--runs-dir", str(tmp_path),
+           "--set", "train.epochs=1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
