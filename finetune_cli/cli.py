@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .errors import FtcliError
@@ -42,7 +43,7 @@ def one_line_errors(fn):
         except FtcliError as e:
             if debug():
                 raise
-            err.print(f"[red]ftcli: error:[/red] {e}", highlight=False, soft_wrap=True)
+            err.print(f"[red]ftcli: error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             if debug():
@@ -116,7 +117,7 @@ def sweep(
     plan = load_sweep(sweep_file)
     outcomes = run_sweep(plan, runs_dir, err, dry_run)
     for name, outcome in outcomes:
-        out.print(f"{outcome:9} {runs_dir / plan.name / name}", highlight=False, soft_wrap=True)
+        out.print(f"{outcome:9} {runs_dir / plan.name / name}", markup=False, highlight=False, soft_wrap=True)
     if any(outcome == "failed" for _, outcome in outcomes):
         raise FtcliError(f"some runs of {plan.name} failed (see their summary.json); rerun to retry them")
 
@@ -162,7 +163,7 @@ def compare(
     else:
         sys.stdout.write(render_text(rows, format.value))
     for path, reason in skipped:
-        err.print(f"ftcli: skipped {path}: {reason}", highlight=False, soft_wrap=True)
+        err.print(f"ftcli: skipped {path}: {reason}", markup=False, highlight=False, soft_wrap=True)
     if not runs:
         raise FtcliError(f"{runs_dir}: no completed runs found" + (" (after filters)" if dataset or mode else ""))
     if plot is not None:
@@ -170,7 +171,7 @@ def compare(
 
         plot.mkdir(parents=True, exist_ok=True)
         for path in plot_accuracy_vs_params(rows, plot) + plot_learning_curves(runs, plot):
-            err.print(f"wrote {path}", highlight=False, soft_wrap=True)
+            err.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command(epilog="Examples:\n\n  ftcli ablate runs/ag_news_layerwise   # writes runs/ag_news_layerwise/ablation/")

@@ -286,9 +286,23 @@ _Loader.yaml_implicit_resolvers = {
 _Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes what `_Loader` reads back unchanged: a string such as `1e5` is quoted."""
+
+
+_Dumper.yaml_implicit_resolvers = {k: list(v) for k, v in _Loader.yaml_implicit_resolvers.items()}
+
+
 def safe_load(text: str) -> Any:
     """Parse YAML with the safe loader only: no Python tags, no code."""
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML text that `safe_load` reads back as the same data."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from .config import dump_yaml, safe_load
 from .errors import FtcliError
 
 CONFIG_FILE = "config.yaml"
@@ -86,16 +87,23 @@ class RunFolder:
     def create(cls, runs_dir: Path, name: str, overwrite: bool = False, enabled: bool = True) -> RunFolder:
         path = Path(runs_dir) / name
         if enabled:
-            if path.exists() and any(path.iterdir()):
-                if not overwrite:
-                    raise RunExistsError(f"{path} already exists; pass --name NEW_NAME, or --overwrite to replace it")
+            cls.check_free(path, overwrite)
+            if path.is_dir():
                 shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
             path.mkdir(parents=True, exist_ok=True)
         return cls(path, enabled)
 
+    @staticmethod
+    def check_free(path: Path, overwrite: bool) -> None:
+        """Refuse an existing, non-empty run folder unless `overwrite`."""
+        if path.exists() and (not path.is_dir() or any(path.iterdir())) and not overwrite:
+            raise RunExistsError(f"{path} already exists; pass --name NEW_NAME, or --overwrite to replace it")
+
     def write_config(self, config: dict) -> None:
         if self.enabled:
-            write_atomic(self.path / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False).encode())
+            write_atomic(self.path / CONFIG_FILE, dump_yaml(config).encode())
 
     def write_metrics(self, records: list[dict]) -> None:
         """All epochs so far, rewritten whole (a few lines): never a half-written line."""
@@ -140,7 +148,7 @@ def read_run(path: Path) -> Run:
         raise ValueError(f"no {SUMMARY_FILE} (not a run folder, or a run that never started)")
     try:
         summary = json.loads(summary_path.read_text())
-        config = yaml.safe_load((path / CONFIG_FILE).read_text())
+        config = safe_load((path / CONFIG_FILE).read_text())
         metrics_path = path / METRICS_FILE
         lines = metrics_path.read_text().splitlines() if metrics_path.exists() else []
         metrics = [json.loads(line) for line in lines if line.strip()]

@@ -243,8 +243,9 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_and_record(cfg: RunConfig, folder: results.RunFolder, console=None, resume: bool = False) -> dict[str, Any]:
-    """Prepare, train and test one config, recording everything in `folder`. Returns the summary.
+def run_and_record(cfg: RunConfig, folder: results.RunFolder, console=None, resume: bool = False,
+                   exp: Experiment | None = None) -> dict[str, Any]:
+    """Train and test one config (prepared as `exp`, or here), recording everything in `folder`.
 
     The inference accuracy is measured on the model rebuilt from the run folder (backbone +
     trained.safetensors), so the number describes the artifact that was saved.
@@ -252,8 +253,8 @@ def run_and_record(cfg: RunConfig, folder: results.RunFolder, console=None, resu
     from .artifacts import load_run_model
     from .config import config_to_dict
 
+    exp = exp or prepare_experiment(cfg)
     folder.write_config(config_to_dict(cfg))
-    exp = prepare_experiment(cfg)
     summary = {**describe(exp), "name": folder.path.name}
     if console is not None and folder.enabled:
         console.print(exp.counts.line())

@@ -29,7 +29,7 @@ def train_from_config(cfg: RunConfig, config_path: Path, runs_dir: Path, overwri
                       resume: bool = False) -> dict:
     """Run a config into runs_dir/NAME. Refuses to overwrite silently; `resume` continues an
     interrupted run from its last epoch checkpoint (a completed run is left as it is)."""
-    from .train import distributed_state, run_and_record
+    from .train import distributed_state, prepare_experiment, run_and_record
 
     path = Path(runs_dir) / default_run_name(cfg, config_path)
     enabled = distributed_state().is_main_process
@@ -43,8 +43,11 @@ def train_from_config(cfg: RunConfig, config_path: Path, runs_dir: Path, overwri
             log.info("%s is already completed; nothing to resume", path)
             return summary
         return run_and_record(cfg, RunFolder(path, enabled), console, resume=True)
+    if enabled:
+        RunFolder.check_free(path, overwrite)  # fail before minutes of loading, not after
+    exp = prepare_experiment(cfg)  # data or model errors leave no folder behind
     folder = RunFolder.create(runs_dir, path.name, overwrite, enabled=enabled)
-    return run_and_record(cfg, folder, console)
+    return run_and_record(cfg, folder, console, exp=exp)
 
 
 def _read_summary(path: Path) -> dict:

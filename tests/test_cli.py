@@ -141,3 +141,19 @@ def test_readme_starts_with_the_two_setup_commands():
     lines = (ROOT / "README.md").read_text().splitlines()
     head = "\n".join(lines[:12])
     assert "make demo" in head and "make test" in head
+
+
+def test_a_failed_start_leaves_no_folder_so_the_same_command_can_be_retried(runs_dir):
+    args = ["train", CONFIGS / "smoke" / "top.yaml", "--runs-dir", runs_dir, *FAST]
+    result = ftcli(*args, "--set", "method.bottleneck=64")  # larger than the tiny model's hidden size 32
+    assert result.exit_code == 2 and "must be smaller than the hidden size 32" in result.stderr
+    assert not (runs_dir / "top").exists()
+    assert ftcli(*args).exit_code == 0
+
+
+def test_a_name_that_looks_like_a_number_round_trips(runs_dir):
+    result = ftcli("train", CONFIGS / "smoke" / "top.yaml", "--runs-dir", runs_dir, "--name", "1e5", *FAST)
+    assert result.exit_code == 0, result.output
+    from finetune_cli.config import load_config
+
+    assert load_config(runs_dir / "1e5" / "config.yaml").name == "1e5"
