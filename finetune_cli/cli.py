@@ -7,6 +7,7 @@ full traceback.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import sys
@@ -95,7 +96,7 @@ def train(
     from .train import distributed_state
     from .workflows import train_from_config
 
-    overrides = list(set_ or []) + ([f"name={name}"] if name else [])
+    overrides = list(set_ or []) + ([f"name={json.dumps(name)}"] if name else [])  # a string, even `1e5`
     cfg = load_config(config, overrides)
     summary = train_from_config(cfg, config, runs_dir, overwrite, err, resume)
     if distributed_state().is_main_process:  # one line, not one per process
@@ -206,8 +207,6 @@ def predict(
                                                       "`run` field picks the run folder by name.")] = None,
 ) -> None:
     """Print labels and probabilities (JSON Lines) from trained run folders."""
-    import json
-
     from .workflows import predict_runs, read_inputs
 
     preds, sizes = predict_runs(run_dirs, read_inputs(text or [], pair or [], file))
