@@ -48,12 +48,15 @@ def plot_accuracy_vs_params(rows: list[dict], folder: Path) -> list[Path]:
         ax.set_title(f"{TITLES.get(dataset, dataset)}: accuracy vs trained parameters")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = folder / f"accuracy_vs_params_{dataset}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(plt, fig, folder / f"accuracy_vs_params_{dataset}.png"))
     return written
+
+
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def plot_learning_curves(runs: list[Run], folder: Path) -> list[Path]:
@@ -63,7 +66,8 @@ def plot_learning_curves(runs: list[Run], folder: Path) -> list[Path]:
     for dataset in sorted({r.summary["dataset"] for r in runs}):
         fig, ax = plt.subplots(figsize=(7, 4.5))
         seen = set()
-        for run in sorted((r for r in runs if r.summary["dataset"] == dataset), key=lambda r: r.path.name):
+        chosen = sorted((r for r in runs if r.summary["dataset"] == dataset), key=lambda r: r.path.name)
+        for run in chosen:
             mode = run.summary["mode"]
             epochs = [m["epoch"] for m in run.metrics]
             accs = [100 * m["val_accuracy"] for m in run.metrics]
@@ -72,13 +76,9 @@ def plot_learning_curves(runs: list[Run], folder: Path) -> list[Path]:
             ax.plot(epochs, accs, marker=".", color=COLORS.get(mode, "tab:red"), alpha=0.7, label=label)
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation accuracy (%)")
-        ax.set_title(f"{TITLES.get(dataset, dataset)}: validation accuracy per epoch ({len(runs)} runs)")
+        ax.set_title(f"{TITLES.get(dataset, dataset)}: validation accuracy per epoch ({len(chosen)} runs)")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, title="mode (one line per run)")
-        fig.tight_layout()
-        path = folder / f"learning_curves_{dataset}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(plt, fig, folder / f"learning_curves_{dataset}.png"))
     return written
