@@ -18,6 +18,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import statistics
 import tempfile
@@ -207,7 +208,7 @@ def compare_rows(runs: list[Run]) -> list[dict[str, Any]]:
     for members in groups.values():
         s = members[0].summary
         row: dict[str, Any] = {
-            "name": members[0].path.name, "runs": [str(m.path) for m in members],
+            "name": group_name(members), "runs": [str(m.path) for m in members],
             "seeds": [m.summary["seed"] for m in members], "n": len(members),
             "dataset": s["dataset"], "mode": s["mode"], "bottleneck": s.get("bottleneck"),
             "model": s["model"], "trainable_params": s["trainable_params"],
@@ -224,6 +225,14 @@ def compare_rows(runs: list[Run]) -> list[dict[str, Any]]:
     for row in rows:
         del row["data_key"]
     return sorted(rows, key=lambda r: (r["dataset"], r["mode"] != "full", r["mode"], r["bottleneck"] or 0, r["name"]))
+
+
+def group_name(members: list[Run]) -> str:
+    """The run folder name; for a group of seeds, without its `seed=N` part (sweep names)."""
+    name = members[0].path.name
+    if len(members) > 1:
+        name = re.sub(r"(^|_)seed=\d+(?=_|$)", "", name).strip("_") or name
+    return name
 
 
 def _data_key(run: Run) -> str:
@@ -277,7 +286,8 @@ def render_table(rows: list[dict], title: str):
 
     table = Table(title=title)
     for header, _ in COLUMNS:
-        table.add_column(header, justify="left" if header in ("name", "dataset", "mode", "data") else "right")
+        table.add_column(header, justify="left" if header in ("name", "dataset", "mode", "data") else "right",
+                         overflow="fold")
     for row in rows:
         table.add_row(*(render(row) for _, render in COLUMNS))
     return table
