@@ -61,6 +61,14 @@ def distributed_state():
     return PartialState(cpu=not torch.cuda.is_available())
 
 
+def distributed_accelerator(mixed_precision: str = "no"):
+    """An accelerate Accelerator for this process (CPU, one GPU, or one rank of several)."""
+    from accelerate import Accelerator
+
+    distributed_state()
+    return Accelerator(mixed_precision=mixed_precision, cpu=not torch.cuda.is_available())
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
     from accelerate.utils import set_seed
@@ -87,7 +95,8 @@ def make_optimizer(model: nn.Module, is_trained: Predicate, cfg: TrainConfig) ->
         if is_trained(name):
             (no_decay if p.ndim < 2 else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.learning_rate)
+    # fused: one kernel over all tensors instead of a Python loop per tensor (~10% of a full step on CPU)
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.learning_rate, fused=True)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float):
@@ -121,23 +130,33 @@ def evaluate(model: nn.Module, loader, accelerator) -> dict[str, float]:
     return {"loss": loss_sum / seen, "accuracy": correct / seen}
 
 
+def train_step(model, batch, optimizer, scheduler, accelerator, max_grad_norm) -> float:
+    """One optimizer step on one batch (also what `ftcli bench` times); returns the loss."""
+    loss = model(**batch).loss
+    value = loss.item()
+    if not math.isfinite(value):
+        raise RunFailed(f"the training loss became {value}; lower train.learning_rate or set train.max_grad_norm")
+    accelerator.backward(loss)
+    if max_grad_norm is not None:
+        accelerator.unscale_gradients()  # fp16 loss scaling; a no-op otherwise
+        torch.nn.utils.clip_grad_norm_(trained_params(optimizer), max_grad_norm, foreach=True)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return value
+
+
 def train_one_epoch(model, loader, optimizer, scheduler, accelerator, max_grad_norm, progress) -> float:
     """One pass over the training loader; returns the mean training loss of this process."""
     model.train()
     total, steps = 0.0, 0
     for batch in loader:
-        loss = model(**batch).loss
-        if not torch.isfinite(loss).item():
-            raise RunFailed(f"the training loss became {loss.item()} at step {progress.step + 1}; "
-                            "lower train.learning_rate or set train.max_grad_norm")
-        accelerator.backward(loss)
-        if max_grad_norm is not None:
-            accelerator.clip_grad_norm_(trained_params(optimizer), max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        total, steps = total + loss.item(), steps + 1
-        progress.advance(loss.item())
+        try:
+            loss = train_step(model, batch, optimizer, scheduler, accelerator, max_grad_norm)
+        except RunFailed as e:
+            raise RunFailed(f"{e} (step {progress.step + 1})") from None
+        total, steps = total + loss, steps + 1
+        progress.advance(loss)
     return total / max(1, steps)
 
 
@@ -149,11 +168,9 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
     the loop state is saved there at every epoch end, and `resume` continues from it.
     Returns the final metrics: best epoch, test loss/accuracy, timings, and the best trained state.
     """
-    from accelerate import Accelerator
 
     cfg = exp.cfg.train
-    distributed_state()
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+    accelerator = distributed_accelerator(cfg.mixed_precision)
     pad_id = exp.backbone.tokenizer.pad_token_id
     group = cfg.group_by_length
     train_loader = make_loader(exp.encoded["train"], cfg.batch_size, pad_id, True, exp.cfg.seed, group)

@@ -1,0 +1,115 @@
+"""`ftcli bench` on the tiny random BERT: structure of the JSON and table, consistent ratios and
+FLOP counts. No timing assertions: only that the numbers exist and relate to each other."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from finetune_cli import bench
+from finetune_cli.cli import app
+
+runner = CliRunner()
+MODES = ["full", "top", "layerwise", "head"]
+TINY = ["--model", "tiny-random-bert", "--seq", "16", "--batch", "4", "--steps", "2", "--warmup", "1",
+        "--eval-batch", "8", "--bottleneck", "8"]
+
+
+@pytest.fixture(scope="module")
+def tiny_bench(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    result = runner.invoke(app, ["bench", *TINY, "--no-memory", "--out", str(out)])  # memory: below
+    assert result.exit_code == 0, result.output
+    return json.loads(out.read_text()), result.output
+
+
+def test_every_mode_and_the_reference_appear(tiny_bench):
+    data, output = tiny_bench
+    assert [r["name"] for r in data["rows"]] == ["reference", *MODES]
+    assert [r["kind"] for r in data["rows"]] == ["reference"] + ["product"] * len(MODES)
+    for name in ["reference", *MODES]:
+        assert name in output
+    assert "threads:" in output and "seq 16" in output and "batch 4" in output and "MFU" in output
+
+
+def test_meta_records_the_setup(tiny_bench):
+    meta = tiny_bench[0]["meta"]
+    assert meta["model"] == "tiny-random-bert" and meta["dataset"] == "imdb" and meta["inputs"] == "examples"
+    assert (meta["seq"], meta["batch"], meta["steps"], meta["warmup"], meta["eval_batch"]) == (16, 4, 2, 1, 8)
+    assert meta["device"] == "cpu" and meta["threads"] >= 1 and meta["torch"] and meta["memory_method"]
+    assert tiny_bench[0]["matmul"]["peak_gflops_per_s"] == max(s["gflops"] for s in tiny_bench[0]["matmul"]["shapes"])
+
+
+def test_trainable_params_are_the_products(tiny_bench):
+    rows = {r["name"]: r for r in tiny_bench[0]["rows"]}
+    # the same counts `ftcli train` reports for the tiny BERT with bottleneck 8 (tests/test_cli.py)
+    assert rows["full"]["trainable_params"] == rows["reference"]["trainable_params"] == 1_011_426
+    assert rows["top"]["trainable_params"] == 618
+    assert rows["layerwise"]["trainable_params"] == 2_594
+    assert rows["head"]["trainable_params"] == 32 * 2 + 2
+
+
+def test_ratios_are_consistent(tiny_bench):
+    rows = {r["name"]: r for r in tiny_bench[0]["rows"]}
+    full, ref = rows["full"], rows["reference"]
+    assert full["train_ratio_to_full"] == 1.0
+    assert ref["train_ratio_to_reference"] == 1.0
+    for r in rows.values():
+        assert len(r["train_step_seconds_all"]) == 2
+        assert r["train_examples_per_s"] == pytest.approx(4 / r["train_step_seconds"]["median"])
+        assert r["train_ratio_to_full"] == pytest.approx(r["train_examples_per_s"] / full["train_examples_per_s"])
+        assert r["train_ratio_to_reference"] == pytest.approx(r["train_examples_per_s"] / ref["train_examples_per_s"])
+        assert r["eval_ratio_to_reference"] == pytest.approx(r["eval_examples_per_s"] / ref["eval_examples_per_s"])
+        assert r["memory"] is None and r["peak_train_memory_mb"] is None and r["memory_ratio_to_reference"] is None
+        assert r["train_mfu"] == pytest.approx(r["train_gflops_per_s"] / tiny_bench[0]["matmul"]["peak_gflops_per_s"])
+        assert math.isfinite(r["first_loss"]) and math.isfinite(r["last_loss"])
+
+
+def test_flop_counts_follow_the_formula(tiny_bench):
+    rows = {r["name"]: r["flops"] for r in tiny_bench[0]["rows"]}
+    full = rows["full"]
+    assert rows["reference"] == full
+    assert full["train_step"] == 3 * full["forward"]  # everything trains: backward = 2x forward
+    # attention (QK^T and PV): 4 * B * s^2 * d per layer, 2 layers
+    assert full["attention_forward"] == 4 * 4 * 16**2 * 32 * 2
+    assert rows["head"]["backward"] == 2 * 4 * 32 * 2  # only the classifier's weight gradient
+    assert rows["head"]["forward"] == full["forward"]
+    # adapters add forward work; frozen layers need only the input-gradient half
+    assert rows["layerwise"]["forward"] > full["forward"]
+    assert rows["layerwise"]["backward"] < full["backward"]
+    assert rows["top"]["backward"] < rows["layerwise"]["backward"]
+
+
+def test_memory_children_and_no_full(tmp_path):
+    out = tmp_path / "b.json"
+    result = runner.invoke(app, ["bench", *TINY, "--modes", "head", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["name"] for r in rows] == ["reference", "head"]
+    assert all(r["train_ratio_to_full"] is None for r in rows)  # full was not measured
+    for r in rows:  # one fresh child process each
+        assert set(r["memory"]) >= {"peak_train_mb", "peak_rss_mb", "baseline_mb", "model_loaded_mb"}
+        assert r["peak_train_memory_mb"] == r["memory"]["peak_train_mb"]
+        assert r["memory"]["peak_rss_mb"] >= r["memory"]["baseline_mb"] > 0
+    assert rows[0]["memory_ratio_to_reference"] == 1.0
+    assert rows[1]["memory_ratio_to_reference"] == pytest.approx(
+        rows[1]["peak_train_memory_mb"] / rows[0]["peak_train_memory_mb"])
+
+
+def test_unknown_mode_is_one_line_error(tmp_path):
+    result = runner.invoke(app, ["bench", *TINY, "--modes", "full,bogus", "--out", str(tmp_path / "b.json")])
+    assert result.exit_code == 2
+    assert "--modes" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_short_texts_are_packed_to_exactly_seq_tokens():
+    tokenizer = bench._tokenizer("tiny-random-bert")
+    inputs = bench.make_inputs(tokenizer, "snli", 64, 4, 8)  # SNLI pairs are ~26 tokens
+    assert inputs.how == "packed" and inputs.num_labels == 3
+    for b in [*inputs.train, inputs.eval]:
+        assert b["input_ids"].shape[1] == 64 and bool(b["attention_mask"].all())
+    assert inputs.eval["input_ids"].shape[0] == 8
