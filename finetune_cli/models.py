@@ -58,14 +58,18 @@ def weights_sha256(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def _tiny_model(num_labels: int) -> tuple[nn.Module, Any]:
+def _dropout_overrides(cfg: ModelConfig) -> dict[str, float]:
+    return {} if cfg.attention_dropout is None else {"attention_probs_dropout_prob": cfg.attention_dropout}
+
+
+def _tiny_model(num_labels: int, overrides: dict[str, float]) -> tuple[nn.Module, Any]:
     """A 2-layer, hidden-32 random BERT with the real bert-base-uncased vocabulary."""
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
                         num_attention_heads=4, intermediate_size=64, max_position_embeddings=512,
-                        num_labels=num_labels)
+                        num_labels=num_labels, **overrides)
     model = BertForSequenceClassification(config)  # head initialised under the run's seed
     with torch.random.fork_rng():
         torch.manual_seed(TINY_SEED)
@@ -74,12 +78,13 @@ def _tiny_model(num_labels: int) -> tuple[nn.Module, Any]:
     return model, tokenizer
 
 
-def _pretrained(source: str, num_labels: int) -> tuple[nn.Module, Any]:
+def _pretrained(source: str, num_labels: int, overrides: dict[str, float]) -> tuple[nn.Module, Any]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=num_labels)
+        model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=num_labels,
+                                                                   **overrides)
     except Exception as e:  # noqa: BLE001 - offline, missing or not an encoder: one line
         first = str(e).splitlines()[0] if str(e) else ""
         raise ModelError(f"model.name: cannot load {source!r}: {e.__class__.__name__}: {first}") from e
@@ -90,9 +95,10 @@ def load_backbone(cfg: ModelConfig, num_labels: int) -> Backbone:
     """Build the classifier for `num_labels`; call after seeding (the new head is random)."""
     quiet_transformers()
     if cfg.name == TINY:
-        model, tokenizer = _tiny_model(num_labels)
+        model, tokenizer = _tiny_model(num_labels, _dropout_overrides(cfg))
     else:
-        model, tokenizer = _pretrained(str(minilm_dir()) if cfg.name == MINILM else cfg.name, num_labels)
+        source = str(minilm_dir()) if cfg.name == MINILM else cfg.name
+        model, tokenizer = _pretrained(source, num_labels, _dropout_overrides(cfg))
     encoder = getattr(model, model.base_model_prefix, None)
     if encoder is None:
         raise ModelError(f"model.name: {cfg.name!r} has no base model {model.base_model_prefix!r}")

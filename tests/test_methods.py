@@ -126,3 +126,11 @@ def test_minilm_counts_equal_the_closed_form():
         is_trained = apply_method(backbone.model, MethodConfig(mode=mode, bottleneck=64))
         trainable = count_params(backbone.model, is_trained, backbone.params).trainable
         assert trainable == expected == closed_form(mode, L=6, d=384, m=64, inter=1536, labels=2)
+
+
+def test_attention_dropout_is_opt_in_and_keeps_the_backbone_identity():
+    default = load_backbone(ModelConfig(name="tiny-random-bert"), 2)
+    off = load_backbone(ModelConfig(name="tiny-random-bert", attention_dropout=0.0), 2)
+    assert default.model.bert.encoder.layer[0].attention.self.dropout.p == 0.1
+    assert off.model.bert.encoder.layer[0].attention.self.dropout.p == 0.0
+    assert off.sha256 == default.sha256  # same weights: runs with either setting reload the same backbone
