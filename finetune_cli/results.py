@@ -182,9 +182,20 @@ def load_runs(runs_dir: Path) -> tuple[list[Run], list[tuple[Path, str]]]:
     return runs, skipped
 
 
+def normalized(config: dict) -> dict:
+    """A recorded config with today's defaults filled in (runs recorded before a key was added)."""
+    from .config import config_from_dict, config_to_dict
+    from .errors import ConfigError
+
+    try:
+        return config_to_dict(config_from_dict(config))
+    except ConfigError:
+        return config
+
+
 def group_key(run: Run) -> str:
     """Runs that differ only by seed (and name) share a key."""
-    config = {k: v for k, v in run.config.items() if k not in ("seed", "name")}
+    config = {k: v for k, v in normalized(run.config).items() if k not in ("seed", "name")}
     return json.dumps(config, sort_keys=True)
 
 
@@ -236,7 +247,8 @@ def group_name(members: list[Run]) -> str:
 
 
 def _data_key(run: Run) -> str:
-    return json.dumps([run.config.get("data"), run.config.get("model")], sort_keys=True)
+    config = normalized(run.config)
+    return json.dumps([config.get("data"), config.get("model")], sort_keys=True)
 
 
 COLUMNS = [  # (header, renderer)

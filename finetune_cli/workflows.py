@@ -9,7 +9,7 @@ from typing import Any
 
 from .config import RunConfig, config_to_dict, default_run_name, read_yaml
 from .errors import ConfigError
-from .results import CONFIG_FILE, SUMMARY_FILE, RunFolder
+from .results import CONFIG_FILE, SUMMARY_FILE, RunFolder, normalized
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def train_from_config(cfg: RunConfig, config_path: Path, runs_dir: Path, overwri
     path = Path(runs_dir) / default_run_name(cfg, config_path)
     enabled = distributed_state().is_main_process
     if resume and (path / CONFIG_FILE).exists():
-        key = first_difference(config_to_dict(cfg), read_yaml(path / CONFIG_FILE))
+        key = first_difference(config_to_dict(cfg), normalized(read_yaml(path / CONFIG_FILE)))
         if key is not None:
             raise ConfigError(f"{key}: differs from the config recorded in {path}; "
                               "resume with the same config, or start a new run with --name")
