@@ -141,12 +141,35 @@ def load_sample(spec: DatasetSpec) -> dict[str, Rows]:
     return {split: read_jsonl_gz(folder / f"{split}.jsonl.gz") for split in SPLITS}
 
 
+def hub_offline_reason() -> str | None:
+    """Why the Hub cannot be reached right now (None when it may be): offline mode set, or its
+    host name does not resolve. Checked first so that an offline machine falls back at once
+    instead of after the Hub client's retries (~25 s of `Retrying...` lines)."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    if any(os.environ.get(k, "") not in ("", "0") for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")):
+        return None  # offline mode: datasets reads its local cache only, which may hold the data
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError as e:
+        return f"{host} does not resolve ({e.strerror or e}); offline?"
+    return None
+
+
 def load_hub(spec: DatasetSpec) -> dict[str, Rows]:
     """Load from the Hugging Face Hub (or its local cache). Raises DataError when unreachable."""
+    reason = hub_offline_reason()
+    if reason:
+        raise DataError(f"cannot load {spec.hub_id} from the Hugging Face Hub: {reason}")
     try:
         import datasets
+        from huggingface_hub.utils import logging as hub_logging
 
         datasets.disable_progress_bars()
+        hub_logging.set_verbosity_error()  # no "Retrying..." lines: the failure is reported once, below
         ds = datasets.load_dataset(spec.hub_id)
     except Exception as e:  # noqa: BLE001 - any failure means "not available", reported as one line
         raise DataError(f"cannot load {spec.hub_id} from the Hugging Face Hub: "

@@ -138,3 +138,16 @@ def test_length_grouped_batches_pad_at_most_ten_percent(dataset, max_length):
     first = grouped.batches()
     grouped.set_epoch(1)
     assert grouped.batches() != first  # still shuffled between epochs
+
+
+def test_an_unresolvable_hub_fails_at_once_without_retries(monkeypatch):
+    import socket
+
+    def no_dns(*args, **kwargs):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    with pytest.raises(DataError, match="huggingface.co does not resolve"):
+        data.load_hub(DATASETS["imdb"])
