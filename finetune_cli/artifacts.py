@@ -7,7 +7,6 @@ its frozen tensors in memory (the paper's point: one frozen backbone, many small
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from .config import RunConfig, config_from_dict, read_yaml
 from .errors import FtcliError
 from .methods import Predicate, apply_method
 from .models import load_backbone
-from .results import CONFIG_FILE, SUMMARY_FILE, WEIGHTS_FILE
+from .results import CONFIG_FILE, WEIGHTS_FILE, read_summary
 
 
 class ArtifactError(FtcliError):
@@ -60,7 +59,7 @@ def load_run_model(run_dir: Path) -> LoadedRun:
     spec = DATASETS[cfg.data.dataset]
     torch.manual_seed(cfg.seed)  # new modules are overwritten below; seeding keeps loading deterministic
     backbone = load_backbone(cfg.model, spec.num_labels)
-    recorded = meta.get("backbone_sha256") or _summary(run_dir).get("backbone_sha256")
+    recorded = meta.get("backbone_sha256") or read_summary(run_dir).get("backbone_sha256")
     if recorded != backbone.sha256:
         raise ArtifactError(f"{run_dir}: the backbone {cfg.model.name!r} has different weights than at training "
                             f"time (sha256 {backbone.sha256[:12]}… != recorded {str(recorded)[:12]}…)")
@@ -74,13 +73,6 @@ def load_run_model(run_dir: Path) -> LoadedRun:
     backbone.model.eval()
     return LoadedRun(run_dir, cfg, backbone.model, backbone.tokenizer, is_trained, list(spec.label_names),
                      spec.text_fields)
-
-
-def _summary(run_dir: Path) -> dict:
-    try:
-        return json.loads((run_dir / SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def share_frozen(runs: list[LoadedRun]) -> int:

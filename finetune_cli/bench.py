@@ -596,8 +596,10 @@ def render_table(result: dict[str, Any]):
 
 
 def write_json(result: dict[str, Any], path: Path) -> None:
+    from .results import write_json as write_json_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_json_atomic(path, result)
 
 
 if __name__ == "__main__":  # the memory child: spec as JSON on stdin, result on one marked line

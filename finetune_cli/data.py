@@ -110,35 +110,9 @@ def sample_dir(dataset: str) -> Path:
     return Path(str(resources.files("finetune_cli") / "samples" / dataset))
 
 
-def read_jsonl(path: Path) -> Rows:
-    """Read a JSON Lines file of objects; a bad line is a DataError naming the file and line."""
-    opener = gzip.open if str(path).endswith(".gz") else open
-    rows = []
-    try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            for n, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except ValueError as e:
-                    raise DataError(f"{path}: line {n}: not JSON ({e})") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{path}: line {n}: expected a JSON object")
-                rows.append(row)
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot read ({e.__class__.__name__}: {e})") from None
-    return rows
-
-
-def read_jsonl_gz(path: Path) -> Rows:
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 def load_sample(spec: DatasetSpec) -> dict[str, Rows]:
     folder = sample_dir(spec.name)
-    return {split: read_jsonl_gz(folder / f"{split}.jsonl.gz") for split in SPLITS}
+    return {split: read_json_rows(folder / f"{split}.jsonl.gz") for split in SPLITS}
 
 
 def hub_offline_reason() -> str | None:

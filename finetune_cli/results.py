@@ -134,6 +134,15 @@ class RunFolder:
 # Reading runs back and comparing them
 
 
+def read_summary(path: Path) -> dict:
+    """A run folder's summary.json as a mapping; {} when missing or unreadable."""
+    try:
+        summary = json.loads((Path(path) / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return summary if isinstance(summary, dict) else {}
+
+
 @dataclass(frozen=True)
 class Run:
     path: Path

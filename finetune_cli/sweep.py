@@ -25,7 +25,7 @@ from typing import Any
 
 from .config import RunConfig, apply_overrides, config_from_dict, read_yaml
 from .errors import ConfigError
-from .results import SUMMARY_FILE
+from .results import read_summary
 
 SWEEP_KEYS = ("base", "name", "set", "grid", "rules")
 
@@ -100,11 +100,9 @@ def load_sweep(path: Path) -> Sweep:
 
 def run_status(folder: Path) -> str:
     """`done`, `resume` (started, not completed) or `new`."""
-    try:
-        status = json.loads((folder / SUMMARY_FILE).read_text()).get("status")
-    except (OSError, ValueError):
-        return "resume" if folder.exists() else "new"
-    return "done" if status == "completed" else "resume"
+    if not folder.exists():
+        return "new"
+    return "done" if read_summary(folder).get("status") == "completed" else "resume"
 
 
 def run_sweep(sweep: Sweep, runs_dir: Path, console, dry_run: bool = False) -> list[tuple[str, str]]:

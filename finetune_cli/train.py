@@ -162,11 +162,12 @@ def train_one_epoch(model, loader, optimizer, scheduler, accelerator, max_grad_n
 
 def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = None,
           resume: bool = False) -> dict[str, Any]:
-    """Train, evaluate after each epoch, keep the best epoch by validation accuracy and test it.
+    """Train, evaluate after each epoch, and restore the best epoch by validation accuracy.
 
     `on_epoch(metrics)` gets the records of all epochs so far after every epoch. With `checkpoint`,
     the loop state is saved there at every epoch end, and `resume` continues from it.
-    Returns the final metrics: best epoch, test loss/accuracy, timings, and the best trained state.
+    Returns the best epoch's record and trained state, timings, pad ratio, and the accelerator and
+    prepared test loader (the caller tests the artifact reloaded from disk).
     """
 
     cfg = exp.cfg.train

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from .config import RunConfig, config_to_dict, default_run_name, read_yaml
 from .errors import ConfigError
-from .results import CONFIG_FILE, SUMMARY_FILE, RunFolder, normalized
+from .results import CONFIG_FILE, RunFolder, normalized, read_summary
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ def train_from_config(cfg: RunConfig, config_path: Path, runs_dir: Path, overwri
         if key is not None:
             raise ConfigError(f"{key}: differs from the config recorded in {path}; "
                               "resume with the same config, or start a new run with --name")
-        summary = _read_summary(path)
+        summary = read_summary(path)
         if summary.get("status") == "completed":
             log.info("%s is already completed; nothing to resume", path)
             return summary
@@ -50,16 +49,9 @@ def train_from_config(cfg: RunConfig, config_path: Path, runs_dir: Path, overwri
     return run_and_record(cfg, folder, console, exp=exp)
 
 
-def _read_summary(path: Path) -> dict:
-    try:
-        return json.loads((path / SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def read_inputs(texts: list[str], pairs: list[str], file: Path | None) -> list[dict]:
     """Inputs to predict: `--text` (with `--pair` for sentence-pair tasks) or a JSON Lines file."""
-    from .data import read_jsonl
+    from .data import read_json_rows
 
     rows = [{"text": t, "premise": t} for t in texts]
     if pairs:
@@ -68,7 +60,7 @@ def read_inputs(texts: list[str], pairs: list[str], file: Path | None) -> list[d
         for row, pair in zip(rows, pairs, strict=True):
             row["hypothesis"] = pair
     if file is not None:
-        rows += read_jsonl(file)
+        rows += read_json_rows(file)
     if not rows:
         raise ConfigError("predict: nothing to predict; give --text or --file")
     return rows
@@ -84,10 +76,13 @@ def predict_runs(run_dirs: list[Path], rows: list[dict]) -> tuple[list[dict], di
     from .data import DataError
     from .results import WEIGHTS_FILE
 
-    runs = [load_run_model(p) for p in run_dirs]
-    names = [r.path.name for r in runs]
+    names = [Path(p).name for p in run_dirs]
     if len(set(names)) != len(names):
         raise ConfigError("predict: two runs have the same folder name; rename one")
+    unknown = {row["run"] for row in rows if "run" in row} - set(names)
+    if unknown:
+        raise ConfigError(f"predict: rows name runs that were not given: {', '.join(sorted(unknown))}")
+    runs = [load_run_model(p) for p in run_dirs]
     saved = share_frozen(runs)
     out: list[dict] = []
     for run in runs:
@@ -99,9 +94,6 @@ def predict_runs(run_dirs: list[Path], rows: list[dict]) -> tuple[list[dict], di
                                 f"{', '.join(run.text_fields)}; missing {', '.join(missing)}")
         preds = predict(run, [row for _, row in selected])
         out += [{"index": i, "run": run.path.name, **p} for (i, _), p in zip(selected, preds, strict=True)]
-    unknown = {row["run"] for row in rows if "run" in row} - set(names)
-    if unknown:
-        raise ConfigError(f"predict: rows name runs that were not given: {', '.join(sorted(unknown))}")
     full_bytes = sum(p.numel() * p.element_size() for p in runs[0].model.parameters())
     sizes = {"full_model_bytes": full_bytes, "shared_bytes_saved": saved,
              **{f"{r.path.name}_bytes": (r.path / WEIGHTS_FILE).stat().st_size for r in runs}}

@@ -18,7 +18,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from finetune_cli.data import DATASETS, read_jsonl_gz, stratified_take
+from finetune_cli.data import DATASETS, read_json_rows, stratified_take
 
 SEED = 0
 N_TRAIN, N_VAL, N_TEST = 2000, 500, 1000
@@ -40,10 +40,10 @@ def write(rows: list[dict], path: Path) -> str:
 def main(src: Path) -> None:
     table = []
     for name, spec in DATASETS.items():
-        train = read_jsonl_gz(src / name / "train.jsonl.gz")
-        test = read_jsonl_gz(src / name / "test.jsonl.gz")
+        train = read_json_rows(src / name / "train.jsonl.gz")
+        test = read_json_rows(src / name / "test.jsonl.gz")
         if spec.has_validation:
-            val_pool = read_jsonl_gz(src / name / "validation.jsonl.gz")
+            val_pool = read_json_rows(src / name / "validation.jsonl.gz")
             train_s, _ = take(train, N_TRAIN)
             val_s, _ = take(val_pool, N_VAL)
         else:  # validation carved from official train, disjoint from the train sample

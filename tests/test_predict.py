@@ -53,6 +53,6 @@ def test_predict_errors_are_one_line(two_tasks, tmp_path):
     bad = tmp_path / "in.jsonl"
     bad.write_text('{"text": "ok"}\n{not json\n')
     result = ftcli("predict", two_tasks / "imdb", "--file", bad)
-    assert result.exit_code == 2 and "line 2: not JSON" in result.stderr
+    assert result.exit_code == 2 and "row 2: not valid JSON" in result.stderr
     result = ftcli("predict", tmp_path)
     assert result.exit_code == 2 and "Traceback" not in result.output
