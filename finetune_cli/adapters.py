@@ -108,3 +108,13 @@ def add_top_adapter(model: nn.Module, bottleneck: int, init_std: float, activati
     last = encoder_layers(model)[-1]
     _require(last, "output.LayerNorm", nn.LayerNorm, len(encoder_layers(model)) - 1)
     wrap_with_adapter(last.output, "LayerNorm", Adapter(hidden_size(model), bottleneck, init_std, activation))
+
+
+def top_adapter(model: nn.Module) -> Adapter | None:
+    """The adapter `add_top_adapter` put after the last layer's output LayerNorm, if there is one."""
+    try:
+        last = encoder_layers(model)[-1]
+    except ModelError:
+        return None
+    adapter = getattr(getattr(getattr(last, "output", None), "LayerNorm", None), "adapter", None)
+    return adapter if isinstance(adapter, Adapter) else None

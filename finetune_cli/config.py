@@ -99,6 +99,10 @@ class TrainConfig:
     group_by_length: bool = True
     # Mixed precision through accelerate: no | bf16 | fp16 (fp16 needs a GPU).
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    # Modes whose trained part sits above a frozen encoder (top, head): run the encoder once per
+    # example, without dropout, and reuse its [CLS] output every epoch (later epochs >100x faster,
+    # README "Cached frozen encoder"). false = rerun it every step with its dropout on.
+    cache_frozen_encoder: bool = True
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from . import results
+from .cache import cached_classifier
 from .checkpoint import CHECKPOINT_FILE, LoopState, load_checkpoint, save_checkpoint
 from .config import RunConfig, TrainConfig
 from .data import DatasetSpec, Encoded, LoadedData, encode, load_data, make_loader
@@ -179,10 +180,11 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
     test_loader = make_loader(exp.encoded["test"], cfg.eval_batch_size, pad_id, group_by_length=group)
     plan = train_loader.batch_sampler  # kept: accelerate wraps it when sharding across processes
     optimizer = make_optimizer(exp.model, exp.is_trained, cfg)
+    cached = cached_classifier(exp.model, exp.is_trained) if cfg.cache_frozen_encoder else None
     model, optimizer, train_loader, val_loader, test_loader = accelerator.prepare(
-        exp.model, optimizer, train_loader, val_loader, test_loader)
+        cached or exp.model, optimizer, train_loader, val_loader, test_loader)
     scheduler = make_scheduler(optimizer, cfg.epochs * len(train_loader), cfg.warmup_ratio)
-    plain = accelerator.unwrap_model(model)
+    plain = exp.model  # moved to the device by prepare; what is checkpointed and saved
 
     loop = LoopState(epoch=0, metrics=[], best=None, best_state={}, train_seconds=0.0, examples=0)
     if resume and checkpoint is not None and checkpoint.exists():
@@ -217,6 +219,7 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
             "train_seconds": loop.train_seconds,
             "train_examples_per_s": loop.examples / max(loop.train_seconds, 1e-9), "best_state": loop.best_state,
             "device": str(accelerator.device), "num_processes": accelerator.num_processes,
+            "cached_features": None if cached is None else cached.cut.keep,
             "accelerator": accelerator, "test_loader": test_loader}
 
 
@@ -299,6 +302,7 @@ def run_and_record(cfg: RunConfig, folder: results.RunFolder, console=None, resu
         train_examples_per_s=out["train_examples_per_s"], wall_seconds=time.time() - started,
         peak_memory_mb=peak_memory_mb(out["device"]), device=out["device"],
         num_processes=out["num_processes"], trained_file_bytes=size, pad_ratio=out["pad_ratio"],
+        cached_features=out["cached_features"],
     )
     folder.write_summary(summary)
     folder.remove(CHECKPOINT_FILE)  # the run is complete: the trained file is all that is needed
