@@ -11,7 +11,6 @@ See benchmarks/README.md for the formulas.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import platform
@@ -29,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import memory
 from .errors import ConfigError, FtcliError
 
 REFERENCE = "reference"
@@ -461,39 +461,12 @@ MEMORY_METHOD_CUDA = ("fresh child process per contender; one warm-up step, rese
                       "measured steps; peak_train = torch.cuda.max_memory_allocated")
 
 
-def _status_kib(field: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _malloc_trim() -> None:
-    """Give freed heap back to the OS (glibc), so RSS reflects live memory."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def _import_everything() -> None:
     import accelerate  # noqa: F401 - imported by train.seed_everything
     import transformers.models.bert.modeling_bert  # noqa: F401
     from transformers import AutoModelForSequenceClassification  # noqa: F401
 
     from . import methods, models, train  # noqa: F401
-
-
-def _reset_peak_rss() -> bool:
-    _malloc_trim()  # so the reset starts from live memory
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
 
 
 def memory_child(spec: dict[str, Any]) -> dict[str, Any]:
@@ -507,30 +480,18 @@ def memory_child(spec: dict[str, Any]) -> dict[str, Any]:
     torch.mm(torch.ones(64, 64), torch.ones(64, 64))  # start the thread pool before the baseline
     cuda = dev.type == "cuda"
     if not cuda:
-        _malloc_trim()
-    baseline = torch.cuda.memory_allocated() if cuda else _status_kib("VmRSS") * 1024
+        memory.malloc_trim()
+    baseline = torch.cuda.memory_allocated() if cuda else memory.status_kib("VmRSS") * 1024
     c = build(spec["name"], spec["model"], spec["bottleneck"], spec["num_labels"], spec["seed"], dev, tmp)
-    loaded = torch.cuda.memory_allocated() if cuda else _status_kib("VmRSS") * 1024
+    loaded = torch.cuda.memory_allocated() if cuda else memory.status_kib("VmRSS") * 1024
     c.model.train()
     c.step(batches[0])
     _sync(dev)
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-        reset = True
-    else:
-        reset = _reset_peak_rss()
+    reset = memory.reset_peak(str(dev))
     for i in range(spec["steps"]):
         c.step(batches[(i + 1) % len(batches)])
     _sync(dev)
-    if cuda:
-        peak = torch.cuda.max_memory_allocated()
-    else:
-        hwm = _status_kib("VmHWM")
-        if hwm is None or not reset:  # no /proc: the lifetime peak (includes loading)
-            import resource
-
-            hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        peak = hwm * 1024
+    peak = memory.peak_mb(str(dev), reset)[0] * 2**20
     mib = 2**20
     return {"peak_train_mb": (peak - baseline) / mib, "peak_rss_mb": peak / mib, "baseline_mb": baseline / mib,
             "model_loaded_mb": (loaded - baseline) / mib, "peak_reset": reset}
@@ -562,7 +523,15 @@ def header_lines(result: dict[str, Any]) -> list[str]:
         f"{m['eval_steps']} | bottleneck {m['bottleneck']}",
         f"matmul peak (median GFLOP/s of fp32 torch.mm, m x k x n): {shapes} -> peak {mm['peak_gflops_per_s']:.1f}",
         f"load average (1/5/15 min) at start {m['loadavg_start']}, at end {m['loadavg_end']} on {m['cpu_count']} CPUs",
-    ] + _contention_warning(m)
+    ] + _contention_warning(m) + _cache_note(result)
+
+
+def _cache_note(result: dict[str, Any]) -> list[str]:
+    cacheable = [r["name"] for r in result["rows"] if r["name"] in ("top", "head")]
+    if not cacheable:
+        return []
+    return [f"{'/'.join(cacheable)}: the uncached step (train.cache_frozen_encoder: false); with the cache, epochs "
+            "after the first skip the frozen encoder: benchmarks/epoch_cache.py times them"]
 
 
 def _contention_warning(meta: dict[str, Any]) -> list[str]:

@@ -131,7 +131,7 @@ class Format(str, Enum):
 
 
 SORT_KEYS = ("dataset", "name", "mode", "inference_accuracy", "best_val_accuracy", "trainable_params",
-             "train_seconds", "train_examples_per_s")
+             "train_seconds", "train_examples_per_s", "peak_memory_mb")
 
 
 @app.command(epilog="Examples:\n\n  ftcli compare runs/\n\n  ftcli compare runs/ --format markdown > results.md\n\n"

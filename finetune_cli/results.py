@@ -208,15 +208,17 @@ def group_key(run: Run) -> str:
     return json.dumps(config, sort_keys=True)
 
 
-def mean_sem(values: list[float]) -> tuple[float, float | None]:
-    """Mean and standard error of the mean (None for a single value)."""
+def mean_sem(values: list[float | None]) -> tuple[float | None, float | None]:
+    """Mean and standard error of the mean (None for a single value; both None if any is missing)."""
+    if any(v is None for v in values):
+        return None, None
     mean = statistics.fmean(values)
     sem = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else None
     return mean, sem
 
 
 METRICS = ("best_val_loss", "best_val_accuracy", "inference_accuracy", "train_seconds",
-           "train_examples_per_s")
+           "train_examples_per_s", "peak_memory_mb")
 
 
 def compare_rows(runs: list[Run]) -> list[dict[str, Any]]:
@@ -237,7 +239,7 @@ def compare_rows(runs: list[Run]) -> list[dict[str, Any]]:
             "data_sizes": s["data_sizes"], "data_key": _data_key(members[0]),
         }
         for metric in METRICS:
-            row[metric], row[metric + "_sem"] = mean_sem([m.summary[metric] for m in members])
+            row[metric], row[metric + "_sem"] = mean_sem([m.summary.get(metric) for m in members])
         rows.append(row)
     for row in rows:  # accuracy points against full fine-tuning on the same data and backbone
         full = [r for r in rows if r["mode"] == "full" and r["data_key"] == row["data_key"]]
@@ -273,12 +275,15 @@ COLUMNS = [  # (header, renderer)
     ("epochs", lambda r: str(r["epochs"])),
     ("train s", lambda r: _pm(r, "train_seconds", 1)),
     ("train ex/s", lambda r: _pm(r, "train_examples_per_s", 1)),
+    ("peak MB", lambda r: _pm(r, "peak_memory_mb", 0)),
     ("data", lambda r: f"{r['data_source']} ({r['data_sizes']['train']}/{r['data_sizes']['validation']}/"
                        f"{r['data_sizes']['test']})"),
 ]
 
 
 def _pm(row: dict, metric: str, digits: int) -> str:
+    if row[metric] is None:
+        return "-"
     text = f"{row[metric]:.{digits}f}"
     return text if row[metric + "_sem"] is None else f"{text} ± {row[metric + '_sem']:.{digits}f}"
 

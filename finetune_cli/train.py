@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import results
+from . import memory, results
 from .cache import cached_classifier
 from .checkpoint import CHECKPOINT_FILE, LoopState, load_checkpoint, save_checkpoint
 from .config import RunConfig, TrainConfig
@@ -223,15 +223,6 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
             "accelerator": accelerator, "test_loader": test_loader}
 
 
-def peak_memory_mb(device: str) -> float:
-    """Peak memory of this process: max allocated on a GPU, max resident set size on CPU."""
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2**20
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
 def describe(exp: Experiment) -> dict[str, Any]:
     """What the run is, known before training: the first half of its summary."""
     method = exp.cfg.method
@@ -281,6 +272,8 @@ def run_and_record(cfg: RunConfig, folder: results.RunFolder, console=None, resu
         console.print(exp.counts.line())
     folder.write_summary(summary)
     started = time.time()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    peak_was_reset = memory.reset_peak(device)  # this run's peak, not the sweep process's
     with sigterm_as_interrupt():
         try:
             out = train(exp, folder.write_metrics, console, folder.path / CHECKPOINT_FILE, resume)
@@ -288,6 +281,7 @@ def run_and_record(cfg: RunConfig, folder: results.RunFolder, console=None, resu
             status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
             folder.write_summary({**summary, "status": status, "error": str(e) or status})
             raise
+    peak_memory, peak_memory_method = memory.peak_mb(device, peak_was_reset)  # before a reloaded copy exists
     size = folder.save_trained(out["best_state"], {"backbone_sha256": exp.backbone.sha256,
                                                    "model": exp.backbone.name, "mode": cfg.method.mode})
     accelerator = out["accelerator"]
@@ -300,7 +294,7 @@ def run_and_record(cfg: RunConfig, folder: results.RunFolder, console=None, resu
         best_val_accuracy=best["val_accuracy"], inference_accuracy=test["accuracy"],
         test_loss=test["loss"], train_seconds=out["train_seconds"],
         train_examples_per_s=out["train_examples_per_s"], wall_seconds=time.time() - started,
-        peak_memory_mb=peak_memory_mb(out["device"]), device=out["device"],
+        peak_memory_mb=peak_memory, peak_memory_method=peak_memory_method, device=out["device"],
         num_processes=out["num_processes"], trained_file_bytes=size, pad_ratio=out["pad_ratio"],
         cached_features=out["cached_features"],
     )

@@ -89,6 +89,7 @@ def test_memory_children_and_no_full(tmp_path):
     assert result.exit_code == 0, result.output
     rows = json.loads(out.read_text())["rows"]
     assert [r["name"] for r in rows] == ["reference", "head"]
+    assert "head: the uncached step" in " ".join(result.output.split())  # says what the row measures
     assert all(r["train_ratio_to_full"] is None for r in rows)  # full was not measured
     for r in rows:  # one fresh child process each
         assert set(r["memory"]) >= {"peak_train_mb", "peak_rss_mb", "baseline_mb", "model_loaded_mb"}
