@@ -107,3 +107,25 @@ def test_switching_the_cache_off_trains_on_the_plain_model(monkeypatch):
     exp = train_module.prepare_experiment(cfg)
     out = train_module.train(exp, on_epoch=lambda metrics: None)
     assert out["cached_features"] is None
+
+
+def test_a_cached_run_resumes_to_the_metrics_of_an_uninterrupted_one(tmp_path):
+    """The cache lives in memory only: a resumed run rebuilds it and goes on as if never stopped."""
+    cfg = config_from_dict(tiny_config("top", train={"epochs": 3}))
+    whole: list[dict] = []
+    train_module.train(train_module.prepare_experiment(cfg), lambda m: whole.append(m[-1]),
+                       checkpoint=tmp_path / "a.safetensors")
+
+    def stop_after_first_epoch(metrics):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_module.train(train_module.prepare_experiment(cfg), stop_after_first_epoch,
+                           checkpoint=tmp_path / "b.safetensors")
+    resumed: list[dict] = []
+    train_module.train(train_module.prepare_experiment(cfg), lambda m: resumed.append(m[-1]),
+                       checkpoint=tmp_path / "b.safetensors", resume=True)
+    assert [r["epoch"] for r in resumed] == [2, 3]
+    for a, b in zip(whole[1:], resumed, strict=True):
+        for key in ("train_loss", "val_loss", "val_accuracy"):
+            assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-7), key
