@@ -21,6 +21,7 @@ from rich.markup import escape
 
 from . import __version__
 from .errors import FtcliError
+from .results import SORT_KEYS
 
 app = typer.Typer(
     name="ftcli", no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode="rich",
@@ -130,10 +131,6 @@ class Format(str, Enum):
     json = "json"
 
 
-SORT_KEYS = ("dataset", "name", "mode", "inference_accuracy", "best_val_accuracy", "trainable_params",
-             "train_seconds", "train_examples_per_s", "peak_memory_mb")
-
-
 @app.command(epilog="Examples:\n\n  ftcli compare runs/\n\n  ftcli compare runs/ --format markdown > results.md\n\n"
                     "  ftcli compare runs/ --dataset imdb --mode full --mode layerwise --sort inference_accuracy\n\n"
                     "  ftcli compare runs/ --plot figures/")
@@ -147,17 +144,10 @@ def compare(
     plot: Annotated[Optional[Path], typer.Option(help="Write PNG figures into this folder.")] = None,
 ) -> None:
     """One row per run; runs differing only by seed are grouped (mean ± SEM, n)."""
-    from .results import compare_rows, load_runs, render_table, render_text
+    from .results import compare_runs, render_table, render_text
 
-    if sort not in SORT_KEYS:
-        raise FtcliError(f"--sort: got {sort!r}, expected one of {', '.join(SORT_KEYS)}")
-    runs, skipped = load_runs(runs_dir)
-    runs = [r for r in runs if (not dataset or r.summary["dataset"] in dataset)
-            and (not mode or r.summary["mode"] in mode)]
-    rows = compare_rows(runs)
-    if sort != "dataset":
-        rows.sort(key=lambda r: (r[sort] is None, r[sort]), reverse=sort in ("inference_accuracy", "best_val_accuracy",
-                                                                             "train_examples_per_s"))
+    found = compare_runs(runs_dir, dataset, mode, sort)
+    rows, runs, skipped = found.rows, found.runs, found.skipped
     if format is Format.table:
         wide = out if out.is_terminal else Console(width=220)  # pipes and logs: never fold cells
         wide.print(render_table(rows, f"ftcli compare {runs_dir}"))

@@ -249,6 +249,32 @@ def compare_rows(runs: list[Run]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["dataset"], r["mode"] != "full", r["mode"], r["bottleneck"] or 0, r["name"]))
 
 
+SORT_KEYS = ("dataset", "name", "mode", "inference_accuracy", "best_val_accuracy", "trainable_params",
+             "train_seconds", "train_examples_per_s", "peak_memory_mb")
+DESCENDING = ("inference_accuracy", "best_val_accuracy", "train_examples_per_s")  # best first
+
+
+@dataclass
+class Comparison:
+    rows: list[dict[str, Any]]  # compare_rows of the selected runs, sorted
+    runs: list[Run]  # the selected completed runs
+    skipped: list[tuple[Path, str]]  # folders that are not completed runs, with the reason
+
+
+def compare_runs(runs_dir: Path, datasets: list[str] | None = None, modes: list[str] | None = None,
+                 sort: str = "dataset") -> Comparison:
+    """`ftcli compare`: the completed runs under `runs_dir`, filtered, grouped by seed and sorted."""
+    if sort not in SORT_KEYS:
+        raise FtcliError(f"--sort: got {sort!r}, expected one of {', '.join(SORT_KEYS)}")
+    runs, skipped = load_runs(runs_dir)
+    runs = [r for r in runs if (not datasets or r.summary["dataset"] in datasets)
+            and (not modes or r.summary["mode"] in modes)]
+    rows = compare_rows(runs)
+    if sort != "dataset":  # compare_rows' own order is by data set
+        rows.sort(key=lambda r: (r[sort] is None, r[sort]), reverse=sort in DESCENDING)
+    return Comparison(rows, runs, skipped)
+
+
 def group_name(members: list[Run]) -> str:
     """The run folder name; for a group of seeds, without its `seed=N` part (sweep names)."""
     name = members[0].path.name
