@@ -91,7 +91,7 @@ class CachedClassifier(nn.Module):
     def encode(self, batch: Batch) -> torch.Tensor:
         """Kept features of a batch from the frozen encoder: [batch, 1, d] (cls) or [batch, d] (pooled)."""
         backbone = getattr(self.model, self.model.base_model_prefix)
-        adapters = [m for m in backbone.modules() if isinstance(m, Adapter) and m.active]
+        adapters = [m for m in self.cut.tail if isinstance(m, Adapter) and m.active]
         for adapter in adapters:  # the top adapter trains: it belongs to the tail, not to the cache
             adapter.active = False
         try:
