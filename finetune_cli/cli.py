@@ -106,17 +106,21 @@ def train(
 
 
 @app.command(epilog="Examples:\n\n  ftcli sweep configs/sweeps/size_curve.yaml --dry-run\n\n"
-                    "  ftcli sweep configs/sweeps/size_curve.yaml   # rerun to resume: completed runs are skipped")
+                    "  ftcli sweep configs/sweeps/size_curve.yaml   # rerun to resume: completed runs are skipped\n\n"
+                    "  ftcli sweep configs/sweeps/claim.yaml --set data.source=~/data   # ~/data/<dataset>/train.jsonl")
 @one_line_errors
 def sweep(
     sweep_file: Annotated[Path, typer.Argument(help="Sweep YAML: base config + grid of overrides.")],
+    set_: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE",
+                                                      help="Override a value in every run, e.g. "
+                                                           "data.source=~/data.")] = None,
     runs_dir: Annotated[Path, typer.Option(help="Runs go to RUNS_DIR/<sweep name>/<run name>.")] = Path("runs"),
     dry_run: Annotated[bool, typer.Option(help="List the runs and whether each is done / resume / new.")] = False,
 ) -> None:
     """Run a grid of configs resumably (completed runs are skipped, interrupted ones resumed)."""
     from .sweep import load_sweep, run_sweep
 
-    plan = load_sweep(sweep_file)
+    plan = load_sweep(sweep_file, set_ or [])
     outcomes = run_sweep(plan, runs_dir, err, dry_run)
     for name, outcome in outcomes:
         out.print(f"{outcome:9} {runs_dir / plan.name / name}", markup=False, highlight=False, soft_wrap=True)
@@ -133,7 +137,8 @@ class Format(str, Enum):
 
 @app.command(epilog="Examples:\n\n  ftcli compare runs/\n\n  ftcli compare runs/ --format markdown > results.md\n\n"
                     "  ftcli compare runs/ --dataset imdb --mode full --mode layerwise --sort inference_accuracy\n\n"
-                    "  ftcli compare runs/ --plot figures/")
+                    "  ftcli compare runs/ --plot figures/\n\n"
+                    "  ftcli compare runs/claim --best-of train.learning_rate   # selection on validation")
 @one_line_errors
 def compare(
     runs_dir: Annotated[Path, typer.Argument(help="Folder of run folders (searched recursively).")] = Path("runs"),
@@ -142,11 +147,14 @@ def compare(
     mode: Annotated[Optional[list[str]], typer.Option(help="Only these modes (repeatable).")] = None,
     sort: Annotated[str, typer.Option(help=f"Sort by one of: {', '.join(SORT_KEYS)}.")] = "dataset",
     plot: Annotated[Optional[Path], typer.Option(help="Write PNG figures into this folder.")] = None,
+    best_of: Annotated[Optional[str], typer.Option(
+        "--best-of", metavar="KEYS", help="Comma-separated config keys (e.g. train.learning_rate): per data set, "
+        "mode and other settings keep the value with the best mean validation accuracy; report its test.")] = None,
 ) -> None:
     """One row per run; runs differing only by seed are grouped (mean ± SEM, n)."""
-    from .results import compare_runs, render_table, render_text
+    from .results import compare_runs, parse_best_of, render_table, render_text
 
-    found = compare_runs(runs_dir, dataset, mode, sort)
+    found = compare_runs(runs_dir, dataset, mode, sort, parse_best_of(best_of))
     rows, runs, skipped = found.rows, found.runs, found.skipped
     if format is Format.table:
         wide = out if out.is_terminal else Console(width=220)  # pipes and logs: never fold cells
@@ -158,10 +166,11 @@ def compare(
     if not runs:
         raise FtcliError(f"{runs_dir}: no completed runs found" + (" (after filters)" if dataset or mode else ""))
     if plot is not None:
-        from .plots import plot_accuracy_vs_params, plot_learning_curves
+        from .plots import plot_accuracy_vs_params, plot_accuracy_vs_train_size, plot_learning_curves
 
         plot.mkdir(parents=True, exist_ok=True)
-        for path in plot_accuracy_vs_params(rows, plot) + plot_learning_curves(runs, plot):
+        figures = plot_accuracy_vs_params(rows, plot) + plot_accuracy_vs_train_size(rows, plot)
+        for path in figures + plot_learning_curves(runs, plot):
             err.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
 
 

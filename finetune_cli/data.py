@@ -315,12 +315,17 @@ def _expand_user(source: str) -> Path:
         return Path(source)
 
 
-def find_split_files(folder: Path) -> dict[str, Path]:
-    """The file of each split present in a local data folder."""
+def find_split_files(folder: Path, dataset: str | None = None) -> dict[str, Path]:
+    """The file of each split present in a local data folder, or in its subfolder named `dataset`
+    when the folder itself holds no split file (one root for several data sets: a sweep over data
+    sets takes one `--set data.source=ROOT`)."""
     if not folder.is_dir():
         raise DataError(f"data.source: {str(folder)!r} is neither auto, hub, sample nor an existing folder")
     paths = {split: _find_split_file(folder, split) for split in SPLITS}
-    return {split: path for split, path in paths.items() if path is not None}
+    found = {split: path for split, path in paths.items() if path is not None}
+    if not found and dataset is not None and (folder / dataset).is_dir():
+        return find_split_files(folder / dataset)
+    return found
 
 
 def check_rows(rows: Rows, spec: DatasetSpec, where: str) -> Rows:
@@ -369,7 +374,7 @@ def load_data(cfg: DataConfig, seed: int) -> LoadedData:
                         "data.source: sample")
             splits, source = load_sample(spec), "sample"
     else:
-        files = find_split_files(_expand_user(cfg.source))
+        files = find_split_files(_expand_user(cfg.source), spec.name)
         splits, source = {}, f"folder:{cfg.source}"
     for split in ("train", "test"):
         if split not in splits and split not in files:

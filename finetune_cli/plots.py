@@ -52,6 +52,33 @@ def plot_accuracy_vs_params(rows: list[dict], folder: Path) -> list[Path]:
     return written
 
 
+def plot_accuracy_vs_train_size(rows: list[dict], folder: Path) -> list[Path]:
+    """One PNG per data set whose runs differ in training-set size: inference accuracy (mean ± SEM over
+    seeds) against the number of training examples, one line per mode (where adapters and full
+    fine-tuning cross)."""
+    plt = _pyplot()
+    written = []
+    for dataset in sorted({r["dataset"] for r in rows}):
+        chosen = [r for r in rows if r["dataset"] == dataset]
+        if len({r["data_sizes"]["train"] for r in chosen}) < 2:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for mode in sorted({r["mode"] for r in chosen}, key=lambda m: list(COLORS).index(m) if m in COLORS else 99):
+            points = sorted((r for r in chosen if r["mode"] == mode), key=lambda r: r["data_sizes"]["train"])
+            n = max(r["n"] for r in points)
+            ax.errorbar([r["data_sizes"]["train"] for r in points], [100 * r["inference_accuracy"] for r in points],
+                        yerr=[100 * (r["inference_accuracy_sem"] or 0) for r in points], marker="o", capsize=3,
+                        color=COLORS.get(mode, "tab:red"), label=f"{mode} (n={n} seed{'s' if n > 1 else ''})")
+        ax.set_xscale("log")
+        ax.set_xlabel("training examples (log scale)")
+        ax.set_ylabel("inference accuracy on the test split (%)")
+        ax.set_title(f"{TITLES.get(dataset, dataset)}: accuracy vs training-set size")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        written.append(_save(plt, fig, folder / f"accuracy_vs_train_size_{dataset}.png"))
+    return written
+
+
 def _save(plt, fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=120)

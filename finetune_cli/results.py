@@ -28,8 +28,8 @@ from typing import Any
 
 import yaml
 
-from .config import dump_yaml, safe_load
-from .errors import FtcliError
+from .config import RunConfig, config_from_dict, config_to_dict, dump_yaml, safe_load
+from .errors import ConfigError, FtcliError
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -193,19 +193,84 @@ def load_runs(runs_dir: Path) -> tuple[list[Run], list[tuple[Path, str]]]:
 
 def normalized(config: dict) -> dict:
     """A recorded config with today's defaults filled in (runs recorded before a key was added)."""
-    from .config import config_from_dict, config_to_dict
-    from .errors import ConfigError
-
     try:
         return config_to_dict(config_from_dict(config))
     except ConfigError:
         return config
 
 
-def group_key(run: Run) -> str:
-    """Runs that differ only by seed (and name) share a key."""
+def group_key(run: Run, also_ignore: tuple[str, ...] = ()) -> str:
+    """Runs that differ only by seed (and name, and the dotted keys `also_ignore`) share a key."""
     config = {k: v for k, v in normalized(run.config).items() if k not in ("seed", "name")}
+    for key in also_ignore:
+        *sections, last = key.split(".")
+        node = config
+        for section in sections:  # copy each section on the way down: the run's config stays as read
+            node[section] = dict(node.get(section) or {})
+            node = node[section]
+        node.pop(last, None)
     return json.dumps(config, sort_keys=True)
+
+
+def config_value(run: Run, key: str) -> Any:
+    """The value of a dotted key in a run's (normalized) config; None where it is absent."""
+    node: Any = normalized(run.config)
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def parse_best_of(text: str | None) -> tuple[str, ...]:
+    """`--best-of train.learning_rate,method.bottleneck` as dotted keys of the run config."""
+    if not text:
+        return ()
+    keys = tuple(k.strip() for k in text.split(",") if k.strip())
+    known = config_to_dict(RunConfig())
+    for key in keys:
+        node: Any = known
+        for part in key.split("."):
+            node = node.get(part, KeyError) if isinstance(node, dict) else KeyError
+        if node is KeyError or isinstance(node, dict) or key in ("seed", "name"):
+            raise ConfigError(f"--best-of: {key!r} is not a config value (e.g. train.learning_rate, "
+                             "method.bottleneck)")
+    return keys
+
+
+def value_order(values: dict[str, Any]) -> tuple:
+    """Sort key of a setting of config values: numbers by size (3e-05 < 0.0001), then other values as text."""
+    return tuple((0, v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0, json.dumps(v))
+                 for v in values.values())
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One setting of the --best-of keys within a selection group: its validation score over seeds."""
+
+    values: dict[str, Any]  # dotted key -> value
+    runs: list[Run]
+    val_mean: float | None  # mean best validation accuracy over its seeds
+
+    def to_json(self) -> dict[str, Any]:
+        return {"values": self.values, "n": len(self.runs), "best_val_accuracy": self.val_mean}
+
+
+def select_best(runs: list[Run], keys: tuple[str, ...]) -> tuple[list[Run], dict[Path, list[Candidate]]]:
+    """Selection on validation (the paper's protocol): among runs that differ only in `keys` and seed,
+    keep the setting of `keys` with the best mean validation accuracy over its seeds. Returns the
+    kept runs, and for each kept run the candidates it was chosen from (the chosen one first)."""
+    groups: dict[str, dict[str, list[Run]]] = {}
+    for run in runs:
+        groups.setdefault(group_key(run, keys), {}).setdefault(group_key(run), []).append(run)
+    kept, candidates = [], {}
+    for settings in groups.values():
+        found = [Candidate({k: config_value(members[0], k) for k in keys}, members,
+                           mean_sem([m.summary.get("best_val_accuracy") for m in members])[0])
+                 for members in settings.values()]
+        # best validation first; ties go to the smaller values (e.g. the lower learning rate)
+        found.sort(key=lambda c: (c.val_mean is None, -(c.val_mean or 0.0), value_order(c.values)))
+        kept += found[0].runs
+        candidates.update({run.path: found for run in found[0].runs})
+    return kept, candidates
 
 
 def mean_sem(values: list[float | None]) -> tuple[float | None, float | None]:
@@ -262,14 +327,22 @@ class Comparison:
 
 
 def compare_runs(runs_dir: Path, datasets: list[str] | None = None, modes: list[str] | None = None,
-                 sort: str = "dataset") -> Comparison:
-    """`ftcli compare`: the completed runs under `runs_dir`, filtered, grouped by seed and sorted."""
+                 sort: str = "dataset", best_of: tuple[str, ...] = ()) -> Comparison:
+    """`ftcli compare`: the completed runs under `runs_dir`, filtered, (with `best_of`: reduced to the
+    setting of those keys with the best validation accuracy), grouped by seed and sorted."""
     if sort not in SORT_KEYS:
         raise FtcliError(f"--sort: got {sort!r}, expected one of {', '.join(SORT_KEYS)}")
     runs, skipped = load_runs(runs_dir)
     runs = [r for r in runs if (not datasets or r.summary["dataset"] in datasets)
             and (not modes or r.summary["mode"] in modes)]
+    candidates: dict[Path, list[Candidate]] = {}
+    if best_of:
+        runs, candidates = select_best(runs, best_of)
     rows = compare_rows(runs)
+    for row in rows if best_of else ():
+        found = candidates[Path(row["runs"][0])]
+        row["best_of"] = found[0].values
+        row["candidates"] = [c.to_json() for c in found]
     if sort != "dataset":  # compare_rows' own order is by data set
         rows.sort(key=lambda r: (r[sort] is None, r[sort]), reverse=sort in DESCENDING)
     return Comparison(rows, runs, skipped)
@@ -307,6 +380,27 @@ COLUMNS = [  # (header, renderer)
 ]
 
 
+def _best_of_cell(row: dict) -> str:
+    """`learning_rate=0.0001 (val .8840; of .8790/.8840/.8610)`: the chosen setting and every candidate's
+    mean validation accuracy, in the order of the values."""
+    chosen = ", ".join(f"{k.rsplit('.', 1)[-1]}={_value_text(v)}" for k, v in row["best_of"].items())
+    ordered = sorted(row["candidates"], key=lambda c: value_order(c["values"]))
+    scores = "/".join("-" if c["best_val_accuracy"] is None else f"{c['best_val_accuracy']:.4f}" for c in ordered)
+    return f"{chosen} (of {len(ordered)}: val {scores})"
+
+
+def _value_text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def columns(rows: list[dict]) -> list[tuple[str, Any]]:
+    """The table's columns: with --best-of, the chosen setting follows the mode."""
+    if not any("best_of" in r for r in rows):
+        return COLUMNS
+    at = [h for h, _ in COLUMNS].index("m") + 1
+    return [*COLUMNS[:at], ("best of (mean val acc per value)", _best_of_cell), *COLUMNS[at:]]
+
+
 def _pm(row: dict, metric: str, digits: int) -> str:
     if row[metric] is None:
         return "-"
@@ -318,14 +412,16 @@ def render_text(rows: list[dict], fmt: str) -> str:
     """Markdown, CSV or JSON text of the compare rows."""
     if fmt == "json":
         return json.dumps(rows, indent=2)
-    cells = [[render(r) for _, render in COLUMNS] for r in rows]
-    headers = [h for h, _ in COLUMNS]
-    if fmt == "csv":
+    shown = columns(rows)
+    cells = [[render(r) for _, render in shown] for r in rows]
+    headers = [h for h, _ in shown]
+    if fmt == "csv":  # flat columns only; --best-of's chosen values as `best_of.<dotted key>`
+        flat = [{**{k: v for k, v in r.items() if k not in ("runs", "seeds", "data_sizes", "candidates", "best_of")},
+                 **{f"best_of.{k}": v for k, v in (r.get("best_of") or {}).items()}} for r in rows]
         out = io.StringIO()
-        keys = [k for k in rows[0] if k not in ("runs", "seeds", "data_sizes")] if rows else []
-        writer = csv.DictWriter(out, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
+        writer = csv.DictWriter(out, fieldnames=list(flat[0]) if flat else [], lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(flat)
         return out.getvalue()
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(c) + " |" for c in cells]
@@ -337,9 +433,10 @@ def render_table(rows: list[dict], title: str):
     from rich.table import Table
 
     table = Table(title=title)
-    for header, _ in COLUMNS:
+    shown = columns(rows)
+    for header, _ in shown:
         table.add_column(header, justify="left" if header in ("name", "dataset", "mode", "data") else "right",
                          overflow="fold")
     for row in rows:
-        table.add_row(*(render(row) for _, render in COLUMNS))
+        table.add_row(*(render(row) for _, render in shown))
     return table

@@ -9,7 +9,11 @@
     rules:                              # extra overrides for the runs that match `if`
       - if: {method.mode: full}
         set: {train.learning_rate: 3.0e-5}
+      - if: {method.mode: layerwise}        # a rule's own grid: only these runs get these values
+        grid: {train.learning_rate: [3.0e-4, 1.0e-3, 3.0e-3]}
 
+Rules apply in order to each combination of the grid; a rule's `grid` multiplies the matching runs
+(a per-mode learning-rate grid without listing every combination by hand).
 Run names come from the varied keys (`bottleneck=8_seed=1`), so rerunning a sweep finds its runs:
 completed ones are skipped, interrupted ones resume from their checkpoint, missing ones start.
 """
@@ -19,11 +23,12 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig, apply_overrides, config_from_dict, read_yaml
+from .config import RunConfig, apply_overrides, config_from_dict, parse_override, read_yaml
 from .errors import ConfigError
 from .results import read_summary
 
@@ -58,15 +63,49 @@ def _format(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _mapping(data: dict, key: str, path: Path) -> dict:
+def _mapping(data: dict, key: str, path: Path, where: str | None = None) -> dict:
     value = data.get(key) or {}
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        raise ConfigError(f"{path}: {key}: expected a mapping of dotted keys to values")
+        raise ConfigError(f"{path}: {where or key}: expected a mapping of dotted keys to values")
     return value
 
 
-def load_sweep(path: Path) -> Sweep:
-    """Read and validate a sweep file: every run's config is validated before anything runs."""
+def _rules(data: dict, path: Path) -> list[dict]:
+    rules = data.get("rules") or []
+    shape = f"{path}: rules: expected a list of {{if: {{key: value}}, set: {{key: value}}, grid: {{key: [values]}}}}"
+    if not isinstance(rules, list) or not all(isinstance(r, dict) and set(r) <= {"if", "set", "grid"} for r in rules):
+        raise ConfigError(shape)
+    for i, rule in enumerate(rules):
+        for part in ("if", "set", "grid"):
+            _mapping(rule, part, path, f"rules[{i}].{part}")
+        for key, values in (rule.get("grid") or {}).items():
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"rules[{i}].grid.{key}: expected a non-empty list of values")
+    return rules
+
+
+def _apply_rules(chosen: dict, overrides: dict, rules: list[dict]) -> list[tuple[dict, dict]]:
+    """(varied keys, overrides) of every run one grid combination becomes: each matching rule sets its
+    values, and its own grid multiplies the run (the rule's keys join the run name)."""
+    runs = [(dict(chosen), dict(overrides))]
+    for rule in rules:
+        condition, grid = rule.get("if") or {}, rule.get("grid") or {}
+        expanded = []
+        for varied, values in runs:
+            if not all(values.get(k) == v for k, v in condition.items()):
+                expanded.append((varied, values))
+                continue
+            values = {**values, **(rule.get("set") or {})}
+            for combo in itertools.product(*grid.values()):
+                extra = dict(zip(grid, combo, strict=True))
+                expanded.append(({**varied, **extra}, {**values, **extra}))
+        runs = expanded
+    return runs
+
+
+def load_sweep(path: Path, extra_set: Sequence[str] = ()) -> Sweep:
+    """Read and validate a sweep file: every run's config is validated before anything runs.
+    `extra_set` (`key=value` texts from `ftcli sweep --set`) joins the file's `set`, after it."""
     path = Path(path)
     data = read_yaml(path)
     unknown = [k for k in data if k not in SWEEP_KEYS]
@@ -79,19 +118,15 @@ def load_sweep(path: Path) -> Sweep:
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"grid.{key}: expected a non-empty list of values")
-    rules = data.get("rules") or []
-    if not isinstance(rules, list) or not all(isinstance(r, dict) and set(r) <= {"if", "set"} for r in rules):
-        raise ConfigError(f"{path}: rules: expected a list of {{if: {{key: value}}, set: {{key: value}}}}")
+    rules = _rules(data, path)
+    extra = {".".join(parts): value for parts, value in map(parse_override, extra_set)}
     runs = []
     for combo in itertools.product(*grid.values()):
         chosen = dict(zip(grid, combo, strict=True))
-        name = "_".join(f"{_short(k)}={_format(v)}" for k, v in chosen.items()) or "base"
-        overrides = {**fixed, **chosen}
-        for rule in rules:
-            if all(overrides.get(k) == v for k, v in (rule.get("if") or {}).items()):
-                overrides.update(rule.get("set") or {})
-        texts = tuple(f"{k}={_yaml_value(v)}" for k, v in {**overrides, "name": name}.items())
-        runs.append(SweepRun(name, texts, config_from_dict(apply_overrides(base, list(texts)))))
+        for varied, overrides in _apply_rules(chosen, {**fixed, **extra, **chosen}, rules):
+            name = "_".join(f"{_short(k)}={_format(v)}" for k, v in varied.items()) or "base"
+            texts = tuple(f"{k}={_yaml_value(v)}" for k, v in {**overrides, "name": name}.items())
+            runs.append(SweepRun(name, texts, config_from_dict(apply_overrides(base, list(texts)))))
     sweep_name = data.get("name") or path.stem
     if not isinstance(sweep_name, str):
         raise ConfigError(f"{path}: name: expected a string")

@@ -41,10 +41,31 @@ def test_every_run_is_validated_before_anything_runs(tmp_path):
         load_sweep(write_sweep(tmp_path, runs=1))
 
 
-@pytest.mark.parametrize("path", sorted((CONFIGS / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
+SWEEPS = sorted(p for p in CONFIGS.rglob("*.yaml") if p.read_text().startswith("# ftcli sweep"))
+
+
+def test_the_claim_data_size_and_paper_sweeps_are_shipped():
+    names = {p.relative_to(CONFIGS).as_posix() for p in SWEEPS}
+    assert {"sweeps/claim.yaml", "sweeps/data_size.yaml", "paper/sweep.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.relative_to(CONFIGS).as_posix())
 def test_shipped_sweeps_load(path):
     sweep = load_sweep(path)
-    assert len(sweep.runs) >= 8 and path.read_text().startswith(f"# ftcli sweep configs/sweeps/{path.name}")
+    assert len(sweep.runs) >= 8 and path.read_text().startswith(f"# ftcli sweep {path.relative_to(CONFIGS.parent)}")
+    dry = ftcli("sweep", path, "--dry-run", "--runs-dir", "/nonexistent-runs")
+    assert dry.exit_code == 0 and dry.stdout.split()[::2] == ["new"] * len(sweep.runs)
+
+
+def test_the_paper_sweep_is_the_papers_grid_on_bert_base_in_bf16():
+    runs = load_sweep(CONFIGS / "paper" / "sweep.yaml").runs
+    assert {r.cfg.model.name for r in runs} == {"bert-base-uncased"}
+    assert {r.cfg.train.mixed_precision for r in runs} == {"bf16"}
+    adapters = [r.cfg for r in runs if r.cfg.method.mode != "full"]
+    assert {c.method.bottleneck for c in adapters} == {8, 64, 256}
+    assert {c.train.learning_rate for c in adapters} == {3e-5, 3e-4, 3e-3}
+    assert {c.train.epochs for c in adapters} == {3, 20}
+    assert {(r.cfg.data.source, r.cfg.data.max_train_samples) for r in runs} == {("hub", None)}
 
 
 def test_sweep_runs_then_skips_completed_and_redoes_broken(tmp_path):
