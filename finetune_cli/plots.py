@@ -32,23 +32,14 @@ def plot_accuracy_vs_params(rows: list[dict], folder: Path) -> list[Path]:
                             key=lambda r: r["trainable_params"])
             if not points:
                 continue
-            xs = [r["trainable_params"] for r in points]
-            ys = [100 * r["inference_accuracy"] for r in points]
-            err = [100 * (r["inference_accuracy_sem"] or 0) for r in points]
-            n = max(r["n"] for r in points)
-            ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, color=COLORS[mode],
-                        label=f"{mode} (n={n} seed{'s' if n > 1 else ''})")
+            _draw_series(ax, mode, points, [r["trainable_params"] for r in points])
             for r in points:
                 if r["bottleneck"] is not None and len(points) > 1:
                     ax.annotate(f"m={r['bottleneck']}", (r["trainable_params"], 100 * r["inference_accuracy"]),
                                 textcoords="offset points", xytext=(4, -10), fontsize=7, color=COLORS[mode])
-        ax.set_xscale("log")
-        ax.set_xlabel("trained parameters (count, log scale)")
-        ax.set_ylabel("inference accuracy on the test split (%)")
-        ax.set_title(f"{TITLES.get(dataset, dataset)}: accuracy vs trained parameters")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-        written.append(_save(plt, fig, folder / f"accuracy_vs_params_{dataset}.png"))
+        written.append(_finish(plt, fig, ax, "trained parameters (count, log scale)",
+                               f"{TITLES.get(dataset, dataset)}: accuracy vs trained parameters",
+                               folder / f"accuracy_vs_params_{dataset}.png"))
     return written
 
 
@@ -63,20 +54,33 @@ def plot_accuracy_vs_train_size(rows: list[dict], folder: Path) -> list[Path]:
         if len({r["data_sizes"]["train"] for r in chosen}) < 2:
             continue
         fig, ax = plt.subplots(figsize=(7, 4.5))
-        for mode in sorted({r["mode"] for r in chosen}, key=lambda m: list(COLORS).index(m) if m in COLORS else 99):
+        for mode in COLORS:
             points = sorted((r for r in chosen if r["mode"] == mode), key=lambda r: r["data_sizes"]["train"])
-            n = max(r["n"] for r in points)
-            ax.errorbar([r["data_sizes"]["train"] for r in points], [100 * r["inference_accuracy"] for r in points],
-                        yerr=[100 * (r["inference_accuracy_sem"] or 0) for r in points], marker="o", capsize=3,
-                        color=COLORS.get(mode, "tab:red"), label=f"{mode} (n={n} seed{'s' if n > 1 else ''})")
-        ax.set_xscale("log")
-        ax.set_xlabel("training examples (log scale)")
-        ax.set_ylabel("inference accuracy on the test split (%)")
-        ax.set_title(f"{TITLES.get(dataset, dataset)}: accuracy vs training-set size")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-        written.append(_save(plt, fig, folder / f"accuracy_vs_train_size_{dataset}.png"))
+            if points:
+                _draw_series(ax, mode, points, [r["data_sizes"]["train"] for r in points])
+        written.append(_finish(plt, fig, ax, "training examples (log scale)",
+                               f"{TITLES.get(dataset, dataset)}: accuracy vs training-set size",
+                               folder / f"accuracy_vs_train_size_{dataset}.png"))
     return written
+
+
+def _draw_series(ax, mode: str, points: list[dict], xs: list[float]) -> None:
+    """One mode's test accuracy (%) at `xs`, SEM over seeds as error bars."""
+    n = max(r["n"] for r in points)
+    ax.errorbar(xs, [100 * r["inference_accuracy"] for r in points],
+                yerr=[100 * (r["inference_accuracy_sem"] or 0) for r in points], marker="o", capsize=3,
+                color=COLORS[mode], label=f"{mode} (n={n} seed{'s' if n > 1 else ''})")
+
+
+def _finish(plt, fig, ax, xlabel: str, title: str, path: Path) -> Path:
+    """Log x axis, labels, grid and legend of an accuracy figure; saved to `path`."""
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("inference accuracy on the test split (%)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(plt, fig, path)
 
 
 def _save(plt, fig, path: Path) -> Path:
