@@ -40,31 +40,29 @@ def _pfeiffer(model: nn.Module, m: MethodConfig) -> None:
     add_pfeiffer_adapters(model, m.bottleneck, m.init_std, m.activation)
 
 
-def _lora(model: nn.Module, m: MethodConfig) -> None:
+def peft_config(m: MethodConfig, **extra):
+    """PEFT's config for a `lora` or `ia3` method (`extra`: e.g. task_type for an exported adapter)."""
     import peft  # here, not at the top: importing PEFT costs ~2 s that no other mode should pay
 
-    lora = m.lora
-    _inject_peft(model, peft.LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                        target_modules=list(lora.target_modules)))
+    if m.mode == "lora":
+        return peft.LoraConfig(r=m.lora.r, lora_alpha=m.lora.alpha, lora_dropout=m.lora.dropout,
+                               target_modules=list(m.lora.target_modules), **extra)
+    if m.mode == "ia3":
+        return peft.IA3Config(target_modules=list(m.ia3.target_modules),
+                              feedforward_modules=list(m.ia3.feedforward_modules), **extra)
+    raise ValueError(m.mode)
 
 
-def _ia3(model: nn.Module, m: MethodConfig) -> None:
-    import peft
-
-    _inject_peft(model, peft.IA3Config(target_modules=list(m.ia3.target_modules),
-                                       feedforward_modules=list(m.ia3.feedforward_modules)))
-
-
-def _inject_peft(model: nn.Module, config) -> None:
+def _inject_peft(model: nn.Module, m: MethodConfig) -> None:
     """PEFT's low-level injection: its layers replace the targets inside the plain Hugging Face model
     (no PeftModel wrapper), so the predicate, saving, cache and compare treat it like any mode."""
     import peft
 
     try:
-        peft.inject_adapter_in_model(config, model)
+        peft.inject_adapter_in_model(peft_config(m), model)
     except ValueError as e:  # e.g. no module matches target_modules
         reason = (str(e).splitlines() or [e.__class__.__name__])[0]
-        raise ConfigError(f"method.{config.peft_type.value.lower()}.target_modules: {reason[:160]}") from None
+        raise ConfigError(f"method.{m.mode}.target_modules: {reason[:160]}") from None
 
 
 MODES = {
@@ -76,8 +74,8 @@ MODES = {
     "pfeiffer": Mode(_pfeiffer, ("adapters", "head"),
                      "one adapter per layer after the feed-forward block (Pfeiffer, AdapterHub seq_bn) + head",
                      sized_by_bottleneck=True),
-    "lora": Mode(_lora, ("peft", "lora_layernorms", "head"), "LoRA on method.lora.target_modules (PEFT) + head"),
-    "ia3": Mode(_ia3, ("peft", "head"), "(IA)3 scaling vectors (PEFT) + head"),
+    "lora": Mode(_inject_peft, ("peft", "lora_layernorms", "head"), "LoRA on method.lora.target_modules (PEFT) + head"),
+    "ia3": Mode(_inject_peft, ("peft", "head"), "(IA)3 scaling vectors (PEFT) + head"),
     "bitfit": Mode(None, ("biases", "head"), "every bias of the backbone + head (BitFit)"),
     "top_layers": Mode(None, ("top_layers", "head"), "top k encoder layers + head (variable fine-tuning)"),
     "layernorm": Mode(None, ("layernorms", "head"), "LayerNorms + head only"),
@@ -121,6 +119,14 @@ def _part_prefixes(model: nn.Module, part: str, m: MethodConfig) -> list[str]:
             raise ConfigError(f"method.top_layers: {m.top_layers} is more than the model's {n_layers} layers")
         return [f"{prefix}.encoder.layer.{i}" for i in range(n_layers - m.top_layers, n_layers)]
     raise ValueError(part)
+
+
+def modules_to_save(model: nn.Module, method: MethodConfig) -> list[str]:
+    """The trained modules a PEFT adapter must save whole (PEFT's `modules_to_save`): the head (and
+    pooler when it trains) and, for LoRA with train_layernorms, the LayerNorms."""
+    parts = [p for p in MODES[method.mode].trains if p not in ("peft", "all")]
+    names = [name for part in parts for name in _part_prefixes(model, part, method)]
+    return [name for name in names if any(True for _ in model.get_submodule(name).parameters())]
 
 
 def make_predicate(model: nn.Module, method: MethodConfig) -> Predicate:
