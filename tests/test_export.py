@@ -64,12 +64,41 @@ def test_peft_folder_loads_with_peft_model_on_the_base_and_gives_the_same_logits
         assert torch.equal(model(**BATCH).logits, ftcli_logits(run))
 
 
-def test_adapter_modes_and_occupied_folders_are_refused_in_one_line(tmp_path):
+def test_occupied_folders_are_refused_in_one_line(tmp_path):
     run = train_smoke(tmp_path / "runs", "layerwise")
-    result = ftcli("export", run, tmp_path / "out")
-    assert result.exit_code == 2 and "mode 'layerwise' cannot be exported" in result.output
-    assert not (tmp_path / "out").exists()
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "x").write_text("mine")
     result = ftcli("export", run, tmp_path / "taken")
     assert result.exit_code == 2 and "already exists and is not an empty folder" in result.output
+
+
+@pytest.mark.parametrize("mode", ["layerwise", "pfeiffer", "top"])
+def test_adapterhub_folder_holds_adapterhub_names_and_the_rest_under_plain_names(tmp_path, mode):
+    """The layout AdapterHub reads (checked against AdapterHub itself by scripts/check_adapterhub.sh)."""
+    from safetensors.torch import load_file
+
+    run = train_smoke(tmp_path / "runs", mode)
+    result = ftcli("export", run, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "out" / "adapter_config.json").read_text())
+    assert (config["name"], config["hidden_size"], config["config"]["reduction_factor"]) == (mode, 32, 4.0)
+    assert config["config"]["leave_out"] == ([0] if mode == "top" else [])
+    adapter = load_file(tmp_path / "out" / "adapter.safetensors")
+    blocks = {"layerwise": ["attention.output", "output"], "pfeiffer": ["output"], "top": ["output"]}[mode]
+    layers = [1] if mode == "top" else [0, 1]
+    assert set(adapter) == {f"bert.encoder.layer.{i}.{b}.adapters.{mode}.{p}.{t}" for i in layers for b in blocks
+                            for p in ("adapter_down.0", "adapter_up") for t in ("weight", "bias")}
+    rest = set(load_file(tmp_path / "out" / "ftcli_non_adapter.safetensors"))
+    layernorms = {f"bert.{n}.LayerNorm.{t}" for n in ("embeddings", "encoder.layer.0.attention.output",
+                  "encoder.layer.0.output", "encoder.layer.1.attention.output", "encoder.layer.1.output")
+                  for t in ("weight", "bias")}
+    assert rest == {"classifier.weight", "classifier.bias"} | (layernorms if mode == "layerwise" else set())
+    trained = load_file(run / "trained.safetensors")
+    assert sum(t.numel() for t in adapter.values()) + sum(load_file(tmp_path / "out" / "ftcli_non_adapter.safetensors")[
+        n].numel() for n in rest) == sum(t.numel() for t in trained.values())
+
+
+def test_an_adapter_size_adapterhub_cannot_store_is_refused(tmp_path):
+    run = train_smoke(tmp_path / "runs", "pfeiffer", "--set", "method.bottleneck=5")  # 32 // (32 / 5) == 6
+    result = ftcli("export", run, tmp_path / "out")
+    assert result.exit_code == 2 and "method.bottleneck: 5 is not hidden size 32 // a reduction factor" in result.output
