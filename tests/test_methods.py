@@ -181,3 +181,23 @@ def test_attention_dropout_is_opt_in_and_keeps_the_backbone_identity():
     assert default.model.bert.encoder.layer[0].attention.self.dropout.p == 0.1
     assert off.model.bert.encoder.layer[0].attention.self.dropout.p == 0.0
     assert off.sha256 == default.sha256  # same weights: runs with either setting reload the same backbone
+
+
+@pytest.mark.slow
+def test_methods_budget_sweep_matches_budgets_within_ten_percent():
+    from conftest import CONFIGS
+
+    from finetune_cli.sweep import load_sweep
+
+    counts = {}
+    for run in load_sweep(CONFIGS / "sweeps" / "methods_budget.yaml").runs:
+        if run.cfg.seed == 0 and run.cfg.data.dataset == "ag_news" and run.cfg.method.mode != "full":
+            backbone = load_backbone(run.cfg.model, 4)
+            is_trained = apply_method(backbone.model, run.cfg.method)
+            counts[run.name] = count_params(backbone.model, is_trained, 0).trainable - (384 * 4 + 4)
+    budgets = [("layerwise_bottleneck=6", "pfeiffer_bottleneck=16", "lora_r=8"),
+               ("layerwise_bottleneck=32", "pfeiffer_bottleneck=64", "lora_r=32")]
+    for names in budgets:
+        sizes = [counts[f"seed=0_dataset=ag_news_mode={n}"] for n in names]
+        assert max(sizes) <= 1.1 * min(sizes), dict(zip(names, sizes, strict=True))
+    assert sizes == [309_888, 297_600, 294_912]
