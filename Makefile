@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEMO_RUNS ?= demo-runs
 DEMO_SET ?= --set data.source=sample --set data.max_train_samples=1000 --set data.max_eval_samples=500 --set train.epochs=2
 
-.PHONY: install demo test test-slow lint bench clean
+.PHONY: install demo test test-slow check-adapterhub lint bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -38,9 +38,13 @@ test: lint
 test-slow: $(STAMP)
 	$(VENV)/bin/pytest -q -m slow
 
+# `ftcli export` of layerwise/pfeiffer/top loads in AdapterHub (own venv: it pins transformers 4.x) with ftcli's logits.
+check-adapterhub: $(STAMP)
+	VENV=$(VENV) bash scripts/check_adapterhub.sh
+
 # Throughput, peak memory and MFU of full / top / layerwise / head vs the plain HF loop (benchmarks/README.md).
 bench: $(STAMP)
 	$(FTCLI) bench
 
 clean:
-	rm -rf $(VENV) $(DEMO_RUNS) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-adapterhub $(DEMO_RUNS) .pytest_cache .ruff_cache

@@ -41,6 +41,29 @@ class Adapter(nn.Module):
         # h: [batch, seq, d] -> [batch, seq, m] -> [batch, seq, d]; the skip keeps it near identity
         return h + self.up(self.act(self.down(h)))
 
+    def delta(self, h: torch.Tensor) -> torch.Tensor:
+        """What the adapter adds to `h` (zero when bypassed): for placements whose skip is elsewhere."""
+        if not self.active:
+            return torch.zeros_like(h)
+        return self.up(self.act(self.down(h)))  # [batch, seq, d] -> [batch, seq, m] -> [batch, seq, d]
+
+
+class NormWithAdapter(nn.Module):
+    """A layer's residual LayerNorm with a Pfeiffer adapter (AdapterHub's `seq_bn`) around it.
+
+    BERT's output block computes `LN(s)` with `s = dropout(dense(x)) + x`; AdapterHub's sequential
+    bottleneck (original_ln_before, residual_before_ln, original_ln_after) makes it
+    `LN(s + adapter_delta(LN(s)))`, with the same LayerNorm twice. Wrapping the LayerNorm gives that
+    without copying BertOutput.forward, because `s` is exactly what the LayerNorm receives."""
+
+    def __init__(self, norm: nn.LayerNorm, adapter: Adapter):
+        super().__init__()
+        self.norm = norm
+        self.adapter = adapter
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        return self.norm(s + self.adapter.delta(self.norm(s)))  # s: [batch, seq, d]
+
 
 def wrap_with_adapter(parent: nn.Module, child: str, adapter: Adapter) -> None:
     """Replace `parent.<child>` by `Sequential(child, adapter)`: the adapter sees its output."""
@@ -102,6 +125,19 @@ def add_layerwise_adapters(model: nn.Module, bottleneck: int, init_std: float, a
             wrap_with_adapter(block, "dropout", Adapter(d, bottleneck, init_std, activation))
 
 
+def add_pfeiffer_adapters(model: nn.Module, bottleneck: int, init_std: float, activation: str) -> None:
+    """One adapter per layer, after the feed-forward block only (Pfeiffer et al. 2021): around each
+    layer's output LayerNorm, see NormWithAdapter."""
+    check_bottleneck(model, bottleneck)
+    d = hidden_size(model)
+    layers = encoder_layers(model)
+    for i, layer in enumerate(layers):  # check every layer before changing any
+        _require(layer, "output.LayerNorm", nn.LayerNorm, i)
+    for layer in layers:
+        adapter = Adapter(d, bottleneck, init_std, activation)
+        layer.output.LayerNorm = NormWithAdapter(layer.output.LayerNorm, adapter)
+
+
 def add_top_adapter(model: nn.Module, bottleneck: int, init_std: float, activation: str) -> None:
     """One adapter on the final encoder layer's output (after its LayerNorm), before pooling."""
     check_bottleneck(model, bottleneck)
@@ -116,5 +152,6 @@ def top_adapter(model: nn.Module) -> Adapter | None:
         last = encoder_layers(model)[-1]
     except ModelError:
         return None
-    adapter = getattr(getattr(getattr(last, "output", None), "LayerNorm", None), "adapter", None)
-    return adapter if isinstance(adapter, Adapter) else None
+    wrapped = getattr(getattr(last, "output", None), "LayerNorm", None)
+    adapter = getattr(wrapped, "adapter", None)
+    return adapter if isinstance(wrapped, nn.Sequential) and isinstance(adapter, Adapter) else None

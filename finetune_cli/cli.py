@@ -219,6 +219,21 @@ def predict(
               soft_wrap=True)
 
 
+@app.command(epilog="Examples:\n\n  ftcli export runs/ag_news_full hf/ag_news_full   # AutoModel...from_pretrained\n\n"
+                    "  ftcli export runs/ag_news_lora hf/ag_news_lora   # a PEFT adapter (PeftModel.from_pretrained)")
+@one_line_errors
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A completed run folder.")],
+    out_dir: Annotated[Path, typer.Argument(help="A new (or empty) folder to write.")],
+) -> None:
+    """Write a run as a transformers model folder or a PEFT adapter folder that loads without ftcli."""
+    from .export import export_run
+
+    done = export_run(run_dir, out_dir)
+    out.print(f"wrote a {done.kind} folder {out_dir} ({done.mode}, labels {', '.join(done.label_names)}); "
+              f"load it with: {done.load_with}", markup=False, highlight=False, soft_wrap=True)
+
+
 @app.command(epilog="Examples:\n\n  ftcli bench --steps 10\n\n"
                     "  ftcli bench --model tiny-random-bert --seq 16 --batch 4 --steps 2 --bottleneck 8")
 @one_line_errors

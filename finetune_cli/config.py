@@ -64,9 +64,34 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class LoraConfig:
+    # Rank r of the low-rank update B·A added to each target weight (A: r x d_in, B: d_out x r).
+    r: int = _f(8, lo=1, hi=4096)
+    # The update is scaled by alpha / r (PEFT's `lora_alpha`).
+    alpha: float = _f(16.0, lo=0.0, hi=1e6, lo_open=True)
+    # Dropout on the input of the low-rank branch (PEFT's `lora_dropout`).
+    dropout: float = _f(0.0, lo=0.0, hi=1.0)
+    # Linear layers to adapt, by name suffix; the LoRA paper adapts the attention query and value.
+    target_modules: tuple[str, ...] = ("query", "value")
+    # Also train every LayerNorm (as layer-wise adapters do); false: LoRA matrices + head only.
+    train_layernorms: bool = False
+
+
+@dataclass(frozen=True)
+class IA3Config:
+    # Linear layers that get a learned scaling vector, by name suffix (PEFT's defaults for BERT:
+    # key, value and every `output.dense`, i.e. the attention output and the feed-forward output).
+    target_modules: tuple[str, ...] = ("key", "value", "output.dense")
+    # Which of the targets scale their input (feed-forward layers) instead of their output.
+    feedforward_modules: tuple[str, ...] = ("output.dense",)
+
+
+@dataclass(frozen=True)
 class MethodConfig:
-    # What trains: full | top | layerwise (Houlsby adapters) | top_layers | layernorm | head.
-    mode: Literal["full", "top", "layerwise", "top_layers", "layernorm", "head"] = "layerwise"
+    # What trains: full | top | layerwise (Houlsby adapters) | pfeiffer (one adapter per layer, after
+    # the feed-forward block) | lora | ia3 (through PEFT) | bitfit (biases) | top_layers | layernorm | head.
+    mode: Literal["full", "top", "layerwise", "pfeiffer", "lora", "ia3", "bitfit", "top_layers", "layernorm",
+                  "head"] = "layerwise"
     # Adapter bottleneck size m (absolute, the paper's m); must be smaller than the hidden size.
     bottleneck: int = _f(64, lo=1, hi=8192)
     # Std of the truncated-normal adapter init (near identity); adapter-bert uses 1e-3.
@@ -77,6 +102,10 @@ class MethodConfig:
     train_pooler: bool = False
     # `top_layers` mode: how many of the top encoder layers train (with the head).
     top_layers: int = _f(1, lo=1, hi=1000)
+    # `lora` mode settings (Hu et al. 2021, through PEFT).
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    # `ia3` mode settings (Liu et al. 2022, through PEFT).
+    ia3: IA3Config = field(default_factory=IA3Config)
 
 
 @dataclass(frozen=True)
@@ -128,6 +157,8 @@ def _type_name(tp: Any) -> str:
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in typing.get_args(tp) if a is not type(None)]
         return _type_name(inner[0]) + " or null"
+    if origin is tuple:
+        return "a list of strings"
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
 
 
@@ -170,6 +201,10 @@ def _check_value(key: str, tp: Any, meta: dict, value: Any) -> Any:
         (tp,) = [a for a in typing.get_args(tp) if a is not type(None)]
         origin, or_null = typing.get_origin(tp), " or null"
     expected = _type_name(tp)
+    if origin is tuple:  # tuple[str, ...]: a non-empty YAML list of non-empty strings, kept as a tuple
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
+            raise ConfigError(f"{key}: got {_describe(value)}, expected a non-empty list of strings")
+        return tuple(value)
     if origin is Literal:
         if value not in typing.get_args(tp) or isinstance(value, bool):
             raise ConfigError(f"{key}: got {_describe(value)}, expected {expected}{or_null}")
@@ -301,6 +336,7 @@ class _Dumper(yaml.SafeDumper):
 
 
 _Dumper.yaml_implicit_resolvers = {k: list(v) for k, v in _Loader.yaml_implicit_resolvers.items()}
+_Dumper.add_representer(tuple, yaml.SafeDumper.represent_list)  # list fields (target_modules) read back as lists
 
 
 def safe_load(text: str) -> Any:

@@ -19,6 +19,7 @@ from .config import ModelConfig
 from .errors import ModelError
 
 MINILM = "minilm-l6"
+MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # the same weights on the Hub
 TINY = "tiny-random-bert"
 TINY_SEED = 1234  # the tiny backbone is the same in every run (its hash is recorded); heads follow `seed`
 

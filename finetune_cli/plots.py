@@ -7,8 +7,9 @@ from pathlib import Path
 
 from .results import Run
 
-COLORS = {"full": "black", "layerwise": "tab:orange", "top": "tab:purple", "top_layers": "tab:blue",
-          "layernorm": "tab:green", "head": "tab:gray"}
+COLORS = {"full": "black", "layerwise": "tab:orange", "pfeiffer": "tab:brown", "lora": "tab:red", "ia3": "tab:pink",
+          "bitfit": "tab:olive", "top": "tab:purple", "top_layers": "tab:blue", "layernorm": "tab:green",
+          "head": "tab:gray"}
 TITLES = {"imdb": "IMDB", "snli": "SNLI", "ag_news": "AG News"}
 
 

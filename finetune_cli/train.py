@@ -24,7 +24,7 @@ from .checkpoint import CHECKPOINT_FILE, LoopState, load_checkpoint, save_checkp
 from .config import RunConfig, TrainConfig
 from .data import DatasetSpec, Encoded, LoadedData, encode, load_data, make_loader
 from .errors import FtcliError
-from .methods import ParamCounts, Predicate, apply_method, count_params, trained_state_dict
+from .methods import MODES, ParamCounts, Predicate, apply_method, count_params, trained_state_dict
 from .models import Backbone, load_backbone
 from .progress import TrainProgress
 
@@ -228,7 +228,7 @@ def describe(exp: Experiment) -> dict[str, Any]:
     method = exp.cfg.method
     return {
         "name": None, "status": "running", "dataset": exp.spec.name, "mode": method.mode,
-        "bottleneck": method.bottleneck if method.mode in ("top", "layerwise") else None,
+        "bottleneck": method.bottleneck if MODES[method.mode].sized_by_bottleneck else None,
         "model": exp.backbone.name, "backbone_sha256": exp.backbone.sha256,
         "trainable_params": exp.counts.trainable, "total_params": exp.counts.total,
         "backbone_params": exp.counts.backbone, "trainable_pct": exp.counts.trainable_pct,

@@ -15,7 +15,7 @@ from finetune_cli.data import DATASETS, encode, load_sample, make_loader
 from finetune_cli.methods import apply_method
 from finetune_cli.models import load_backbone
 
-MODES = ["full", "layerwise", "top", "top_layers", "layernorm", "head"]
+MODES = ["full", "layerwise", "top", "top_layers", "layernorm", "head", "pfeiffer", "lora", "ia3", "bitfit"]
 
 
 def tiny(mode: str, **method):

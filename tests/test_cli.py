@@ -54,6 +54,21 @@ def test_every_mode_writes_exactly_the_run_files(smoke_runs):
         assert set(metrics[0]) >= {"train_loss", "val_loss", "val_accuracy", "train_seconds"}
 
 
+@pytest.mark.parametrize(("mode", "trainable", "bottleneck"), [
+    ("pfeiffer", 1_170, 8), ("lora", 2_114, None), ("ia3", 386, None), ("bitfit", 706, None)])
+def test_the_new_methods_train_through_the_cli_from_their_smoke_configs(runs_dir, mode, trainable, bottleneck):
+    from safetensors.torch import load_file
+
+    result = ftcli("train", CONFIGS / "smoke" / f"{mode}.yaml", "--runs-dir", runs_dir, *FAST)
+    assert result.exit_code == 0, result.output
+    folder = runs_dir / mode
+    assert sorted(p.name for p in folder.iterdir()) == sorted(RUN_FILES)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert (summary["status"], summary["mode"], summary["trainable_params"]) == ("completed", mode, trainable)
+    assert summary["bottleneck"] == bottleneck
+    assert sum(t.numel() for t in load_file(folder / "trained.safetensors").values()) == trainable
+
+
 def test_saved_weights_are_the_trained_parameters_only(smoke_runs):
     from safetensors.torch import load_file
 

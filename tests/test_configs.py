@@ -52,7 +52,7 @@ def test_every_field_has_a_comment():
 @pytest.mark.parametrize(("data", "message"), [
     ({"train": {"epochs": 0}}, "train.epochs: got 0, expected an integer >= 1"),
     ({"train": {"learning_rate": "fast"}}, "train.learning_rate: got 'fast', expected a number"),
-    ({"method": {"mode": "lora"}}, "method.mode: got 'lora', expected one of 'full'"),
+    ({"method": {"mode": "dora"}}, "method.mode: got 'dora', expected one of 'full'"),
     ({"method": {"bottlenek": 8}}, "method.bottlenek: unknown key; allowed keys here: mode, bottleneck"),
     ({"data": {"dataset": "mnli"}}, "data.dataset: got 'mnli', expected one of 'imdb', 'snli', 'ag_news'"),
     ({"optimizer": {}}, "optimizer: unknown key; allowed keys here: model, data, method, train, seed, name"),

@@ -117,7 +117,8 @@ def test_nan_loss_stops_the_run_as_failed_and_keeps_its_records(tmp_path, monkey
     assert (folder.path / "config.yaml").exists() and not (folder.path / "trained.safetensors").exists()
 
 
-@pytest.mark.parametrize("mode", ["full", "layerwise", "top", "top_layers", "layernorm", "head"])
+@pytest.mark.parametrize("mode", ["full", "layerwise", "top", "top_layers", "layernorm", "head", "pfeiffer", "lora",
+                                  "ia3", "bitfit"])
 def test_reloaded_artifact_gives_identical_logits(tmp_path, mode):
     from finetune_cli.train import run_and_record
 

@@ -7,18 +7,25 @@ import torch
 from conftest import tiny_config
 
 from finetune_cli.adapters import Adapter, add_layerwise_adapters
-from finetune_cli.config import MethodConfig, ModelConfig, config_from_dict
-from finetune_cli.errors import ModelError
+from finetune_cli.config import LoraConfig, MethodConfig, ModelConfig, config_from_dict
+from finetune_cli.errors import ConfigError, ModelError
 from finetune_cli.methods import apply_method, count_params, trained_state_dict
 from finetune_cli.models import load_backbone
 
 
-def closed_form(mode: str, L: int, d: int, m: int, inter: int, labels: int, k: int = 1) -> int:
-    """The paper's counts: adapter = 2md+m+d; a LayerNorm = 2d; head = d*labels+labels."""
+def closed_form(mode: str, L: int, d: int, m: int, inter: int, labels: int, k: int = 1, r: int = 8) -> int:
+    """The paper's counts: adapter = 2md+m+d; a LayerNorm = 2d; head = d*labels+labels; LoRA rank r."""
     adapter, layernorms, head = 2 * m * d + m + d, (2 * L + 1) * 2 * d, d * labels + labels
     layer = 4 * (d * d + d) + 2 * d + (d * inter + inter) + (inter * d + d) + 2 * d
     return {
         "layerwise": 2 * L * adapter + layernorms + head,
+        "pfeiffer": L * adapter + head,  # one adapter per layer, LayerNorms frozen (AdapterHub seq_bn)
+        "lora": L * 2 * r * (d + d) + head,  # query and value, each A: r x d and B: d x r
+        # key and value scale their d outputs; attention output and FFN output scale their inputs (d, inter)
+        "ia3": L * (3 * d + inter) + head,
+        # q, k, v, attention output, its LayerNorm, output, its LayerNorm (7d) + intermediate; embeddings'
+        # LayerNorm and the pooler (2d)
+        "bitfit": L * (7 * d + inter) + 2 * d + head,
         "top": adapter + head,
         "layernorm": layernorms + head,
         "head": head,
@@ -32,7 +39,8 @@ def tiny(mode: str, labels: int = 2, **method):
     return backbone, is_trained
 
 
-@pytest.mark.parametrize("mode", ["layerwise", "top", "layernorm", "head", "top_layers"])
+@pytest.mark.parametrize("mode", ["layerwise", "top", "layernorm", "head", "top_layers", "pfeiffer", "lora", "ia3",
+                                  "bitfit"])
 @pytest.mark.parametrize("labels", [2, 3])
 def test_tiny_trainable_counts_equal_the_closed_form(mode, labels):
     backbone, is_trained = tiny(mode, labels)
@@ -49,6 +57,42 @@ def test_tiny_exact_numbers():
         got[mode] = count_params(backbone.model, is_trained, backbone.params).trainable
     assert got == {"full": 1_011_426, "layerwise": 2_594, "top": 618, "head": 66, "layernorm": 386,
                    "top_layers": 8_610}
+    for mode in ("pfeiffer", "lora", "ia3", "bitfit"):
+        backbone, is_trained = tiny(mode)
+        got[mode] = count_params(backbone.model, is_trained, backbone.params).trainable
+    assert {m: got[m] for m in ("pfeiffer", "lora", "ia3", "bitfit")} == {
+        "pfeiffer": 1_170, "lora": 2_114, "ia3": 386, "bitfit": 706}
+
+
+def test_lora_rank_targets_and_layernorms():
+    lora = LoraConfig(r=4, target_modules=("query", "key", "value"), train_layernorms=True)
+    backbone, is_trained = tiny("lora", lora=lora)
+    layernorms = (2 * 2 + 1) * 2 * 32
+    assert count_params(backbone.model, is_trained, 0).trainable == 2 * 3 * 4 * (32 + 32) + layernorms + 66
+    names = [n for n in map(str, backbone.model.state_dict()) if is_trained(n)]
+    assert not any("base_layer" in n for n in names)  # the frozen weight PEFT wraps never trains
+    with pytest.raises(ConfigError, match="method.lora.target_modules: "):
+        tiny("lora", lora=LoraConfig(target_modules=("no_such_layer",)))
+
+
+@pytest.mark.parametrize("mode", ["lora", "ia3", "pfeiffer", "bitfit"])
+def test_new_methods_start_at_the_identity(mode):
+    """LoRA's B starts at zero and (IA)3's vectors at one: logits equal the plain model's bit for bit;
+    Pfeiffer adapters do once their up-projections are zeroed; BitFit changes no module."""
+    torch.manual_seed(0)
+    plain = load_backbone(ModelConfig(name="tiny-random-bert"), 2).model.eval()
+    adapted = load_backbone(ModelConfig(name="tiny-random-bert"), 2).model.eval()
+    adapted.load_state_dict(plain.state_dict())
+    apply_method(adapted, MethodConfig(mode=mode, bottleneck=8, init_std=0.1))
+    batch = {"input_ids": torch.randint(1000, 2000, (3, 11)), "attention_mask": torch.ones(3, 11, dtype=torch.long)}
+    with torch.no_grad():
+        adapters = [m for m in adapted.modules() if isinstance(m, Adapter)]
+        assert len(adapters) == (2 if mode == "pfeiffer" else 0)
+        if adapters:
+            assert not torch.equal(plain(**batch).logits, adapted(**batch).logits)
+            for a in adapters:
+                a.up.weight.zero_()
+        torch.testing.assert_close(plain(**batch).logits, adapted(**batch).logits, rtol=0, atol=0)
 
 
 def test_top_layers_k_and_train_pooler():
@@ -98,7 +142,8 @@ def test_structure_mismatch_is_an_error_not_a_no_op():
         add_layerwise_adapters(backbone.model, 32, 1e-3, "gelu")
 
 
-@pytest.mark.parametrize("mode", ["full", "layerwise", "top", "top_layers", "layernorm", "head"])
+@pytest.mark.parametrize("mode", ["full", "layerwise", "top", "top_layers", "layernorm", "head", "pfeiffer", "lora",
+                                  "ia3", "bitfit"])
 def test_a_training_epoch_changes_exactly_the_trained_weights(mode):
     from finetune_cli.train import prepare_experiment, train
 
@@ -121,7 +166,9 @@ def test_minilm_counts_equal_the_closed_form():
     adapters = sum(p.numel() for n, p in backbone.model.named_parameters() if ".adapter." in n)
     assert adapters == 595_200 == 2 * 6 * (2 * 64 * 384 + 64 + 384)
     assert counts.trainable == closed_form("layerwise", L=6, d=384, m=64, inter=1536, labels=2) == 605_954
-    for mode, expected in {"top": 50_370, "head": 770, "layernorm": 10_754, "top_layers": 1_775_234}.items():
+    for mode, expected in {"top": 50_370, "head": 770, "layernorm": 10_754, "top_layers": 1_775_234,
+                           "pfeiffer": 6 * (2 * 64 * 384 + 64 + 384) + 770, "lora": 6 * 2 * 8 * 768 + 770,
+                           "ia3": 6 * (3 * 384 + 1536) + 770, "bitfit": 6 * (7 * 384 + 1536) + 2 * 384 + 770}.items():
         backbone = load_backbone(ModelConfig(name="minilm-l6"), 2)
         is_trained = apply_method(backbone.model, MethodConfig(mode=mode, bottleneck=64))
         trainable = count_params(backbone.model, is_trained, backbone.params).trainable
@@ -134,3 +181,23 @@ def test_attention_dropout_is_opt_in_and_keeps_the_backbone_identity():
     assert default.model.bert.encoder.layer[0].attention.self.dropout.p == 0.1
     assert off.model.bert.encoder.layer[0].attention.self.dropout.p == 0.0
     assert off.sha256 == default.sha256  # same weights: runs with either setting reload the same backbone
+
+
+@pytest.mark.slow
+def test_methods_budget_sweep_matches_budgets_within_ten_percent():
+    from conftest import CONFIGS
+
+    from finetune_cli.sweep import load_sweep
+
+    counts = {}
+    for run in load_sweep(CONFIGS / "sweeps" / "methods_budget.yaml").runs:
+        if run.cfg.seed == 0 and run.cfg.data.dataset == "ag_news" and run.cfg.method.mode != "full":
+            backbone = load_backbone(run.cfg.model, 4)
+            is_trained = apply_method(backbone.model, run.cfg.method)
+            counts[run.name] = count_params(backbone.model, is_trained, 0).trainable - (384 * 4 + 4)
+    budgets = [("layerwise_bottleneck=6", "pfeiffer_bottleneck=16", "lora_r=8"),
+               ("layerwise_bottleneck=32", "pfeiffer_bottleneck=64", "lora_r=32")]
+    for names in budgets:
+        sizes = [counts[f"seed=0_dataset=ag_news_mode={n}"] for n in names]
+        assert max(sizes) <= 1.1 * min(sizes), dict(zip(names, sizes, strict=True))
+    assert sizes == [309_888, 297_600, 294_912]

@@ -1,0 +1,197 @@
+"""`ftcli export RUN OUT`: a trained run as files the ecosystem loads without ftcli.
+
+* Modes whose trained tensors are the model's own (full, head, layernorm, top_layers, bitfit): a
+  standard `save_pretrained` folder (model, tokenizer, id2label) for
+  `AutoModelForSequenceClassification.from_pretrained`.
+* lora, ia3: a PEFT adapter folder (adapter_config.json + adapter_model.safetensors, the
+  classification head saved as `modules_to_save`) for `PeftModel.from_pretrained(base, OUT)`.
+  It is written by PEFT itself: the trained tensors are copied into a `get_peft_model` of a fresh
+  backbone, which then saves, so the folder is PEFT's own format by construction.
+* Bottleneck-adapter modes (layerwise, pfeiffer, top): an AdapterHub (`adapters` library) adapter
+  folder, adapter_config.json + adapter.safetensors, for `model.load_adapter(OUT)`, plus
+  `ftcli_non_adapter.safetensors`: the trained tensors AdapterHub does not keep with an adapter
+  (LayerNorms, head, pooler), under the plain Hugging Face names, for `load_state_dict(strict=False)`.
+  AdapterHub cannot be imported here (it pins transformers 4.x), so the folder is written from its
+  documented layout; scripts/check_adapterhub.sh loads it in AdapterHub's own environment and
+  compares logits.
+Every export writes `ftcli_export.json` (what the run was, the labels, how to load it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from torch import nn
+
+from .adapters import Adapter, NormWithAdapter
+from .artifacts import ArtifactError, LoadedRun, load_run_model
+from .methods import modules_to_save, peft_config, trained_state_dict
+from .models import MINILM, MINILM_HUB_ID, load_backbone
+from .results import write_json
+
+TRANSFORMERS_MODES = ("full", "head", "layernorm", "top_layers", "bitfit")
+PEFT_MODES = ("lora", "ia3")
+ADAPTERHUB_MODES = ("layerwise", "pfeiffer", "top")
+MANIFEST = "ftcli_export.json"
+NON_ADAPTER_FILE = "ftcli_non_adapter.safetensors"
+ADAPTERHUB_VERSION = "adapters.1.3.0"  # the AdapterHub release whose layout this writes (and the check uses)
+# AdapterHub bottleneck configs (its BnConfig fields) that compute what each ftcli mode computes
+ADAPTERHUB_CONFIGS = {
+    # Houlsby (its DoubleSeqBnConfig): h + up(act(down(h))) after each projection + dropout, then LN(. + x)
+    "layerwise": {"mh_adapter": True, "output_adapter": True, "original_ln_before": False,
+                  "original_ln_after": True, "residual_before_ln": True},
+    # Pfeiffer (its SeqBnConfig): LN(s + up(act(down(LN(s))))) with s = h + x, feed-forward block only
+    "pfeiffer": {"mh_adapter": False, "output_adapter": True, "original_ln_before": True,
+                 "original_ln_after": True, "residual_before_ln": True},
+    # ftcli's top adapter: LN(s) + up(act(down(LN(s)))) in the last layer only, no second LayerNorm
+    "top": {"mh_adapter": False, "output_adapter": True, "original_ln_before": True,
+            "original_ln_after": False, "residual_before_ln": False},
+}
+
+
+@dataclass(frozen=True)
+class Export:
+    kind: str  # "transformers" or "peft"
+    run: str  # the run folder exported
+    mode: str
+    base_model: str  # what to load the exported folder on (PEFT) or what it came from
+    label_names: list[str]  # id2label, in order
+    load_with: str  # the Python line that loads it
+
+
+def export_run(run_dir: Path, out: Path) -> Export:
+    """Write the run in `run_dir` into the new folder `out`; returns what was written."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ArtifactError(f"{out} already exists and is not an empty folder; pick a new one")
+    run = load_run_model(run_dir)
+    mode = run.cfg.method.mode
+    save = {**dict.fromkeys(TRANSFORMERS_MODES, save_transformers), **dict.fromkeys(PEFT_MODES, save_peft),
+            **dict.fromkeys(ADAPTERHUB_MODES, save_adapterhub)}.get(mode)
+    if save is None:
+        raise ArtifactError(f"{run_dir}: mode {mode!r} has no export format (known: "
+                            f"{', '.join(TRANSFORMERS_MODES + PEFT_MODES + ADAPTERHUB_MODES)})")
+    label_names(run.model, run.label_names)
+    out.mkdir(parents=True, exist_ok=True)
+    export = save(run, out)
+    write_json(out / MANIFEST, asdict(export))
+    return export
+
+
+def label_names(model: nn.Module, names: list[str]) -> None:
+    """id2label / label2id in the model config, so pipelines and from_pretrained show names."""
+    model.config.id2label = dict(enumerate(names))
+    model.config.label2id = {name: i for i, name in enumerate(names)}
+
+
+def hub_name(model_name: str) -> str:
+    """The name others load the backbone by (the bundled MiniLM is a Hub model)."""
+    return MINILM_HUB_ID if model_name == MINILM else model_name
+
+
+def save_transformers(run: LoadedRun, out: Path) -> Export:
+    run.model.save_pretrained(out)  # safetensors
+    run.tokenizer.save_pretrained(out)
+    return Export("transformers", str(run.path), run.cfg.method.mode, hub_name(run.cfg.model.name),
+                  run.label_names, f"AutoModelForSequenceClassification.from_pretrained({str(out)!r})")
+
+
+def save_peft(run: LoadedRun, out: Path) -> Export:
+    """A PeftModel of a fresh backbone receives the trained tensors, then saves itself."""
+    import peft
+
+    base = hub_name(run.cfg.model.name)
+    fresh = load_backbone(run.cfg.model, len(run.label_names)).model
+    label_names(fresh, run.label_names)
+    saved_modules = modules_to_save(run.model, run.cfg.method)
+    wrapped = peft.get_peft_model(fresh, peft_config(run.cfg.method, task_type="SEQ_CLS",
+                                                     modules_to_save=saved_modules))
+    wrapped.peft_config["default"].base_model_name_or_path = base  # get_peft_model sets the local path
+    targets = dict(wrapped.named_parameters())
+    for name, tensor in trained_state_dict(run.model, run.is_trained).items():
+        targets[peft_name(name, saved_modules, targets)].data.copy_(tensor)
+    wrapped.save_pretrained(out)
+    run.tokenizer.save_pretrained(out)
+    n = len(run.label_names)
+    return Export("peft", str(run.path), run.cfg.method.mode, base, run.label_names,
+                  f"PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained({base!r}, "
+                  f"num_labels={n}), {str(out)!r})")
+
+
+def peft_name(name: str, saved_modules: list[str], names: dict) -> str:
+    """Where a trained tensor of the plain injected model lives in a PeftModel: under
+    `base_model.model.`, and for a module PEFT saves whole, inside its `modules_to_save` copy (the
+    original stays in the model, frozen)."""
+    candidates = [f"base_model.model.{m}.modules_to_save.default.{name[len(m) + 1:]}"
+                  for m in saved_modules if name.startswith(m + ".")] + [f"base_model.model.{name}"]
+    for candidate in candidates:
+        if candidate in names:
+            return candidate
+    raise ArtifactError(f"{name}: no such tensor in the PEFT model (PEFT version mismatch?)")
+
+
+def save_adapterhub(run: LoadedRun, out: Path) -> Export:
+    """AdapterHub's adapter folder (config + weights under its names) and the side file of the trained
+    tensors that are not adapter weights."""
+    from safetensors.torch import save_file
+
+    name, method, model = run.path.name, run.cfg.method, run.model
+    d, layers = model.config.hidden_size, model.config.num_hidden_layers
+    factor = d / method.bottleneck  # AdapterHub sizes adapters as hidden_size // reduction_factor
+    if int(d // factor) != method.bottleneck:
+        raise ArtifactError(f"method.bottleneck: {method.bottleneck} is not hidden size {d} // a reduction factor "
+                            "AdapterHub can store; pick a divisor of the hidden size")
+    adapter_names = adapterhub_names(model, name)
+    state = trained_state_dict(model, run.is_trained)
+    adapter = {adapter_names[n]: t for n, t in state.items() if n in adapter_names}
+    rest = {plain_name(model, n): t for n, t in state.items() if n not in adapter_names}
+    save_file(adapter, str(out / "adapter.safetensors"))
+    save_file(rest, str(out / NON_ADAPTER_FILE))
+    leave_out = list(range(layers - 1)) if method.mode == "top" else []
+    config = {**ADAPTERHUB_CONFIGS[method.mode], "reduction_factor": factor,
+              "non_linearity": method.activation, "leave_out": leave_out, "ln_before": False, "ln_after": False,
+              "adapter_residual_before_ln": False, "scaling": 1.0, "dropout": 0.0}
+    base = hub_name(run.cfg.model.name)
+    write_json(out / "adapter_config.json", {
+        "config": config, "hidden_size": d, "model_class": model.__class__.__name__, "model_name": base,
+        "model_type": model.config.model_type, "name": name, "version": ADAPTERHUB_VERSION})
+    run.tokenizer.save_pretrained(out)
+    return Export("adapterhub", str(run.path), method.mode, base, run.label_names,
+                  f"adapters.init(model); model.load_adapter({str(out)!r}, set_active=True, use_safetensors=True); "
+                  f"model.load_state_dict(safetensors.torch.load_file({str(out / NON_ADAPTER_FILE)!r}), "
+                  "strict=False)  # model = AutoModelForSequenceClassification.from_pretrained("
+                  f"{base!r}, num_labels={len(run.label_names)})")
+
+
+def adapterhub_names(model: nn.Module, name: str) -> dict[str, str]:
+    """ftcli name -> AdapterHub name of every adapter weight. An Adapter sits in a wrapper (the
+    Sequential after a dropout, or NormWithAdapter around a LayerNorm) inside BERT's output block;
+    AdapterHub keeps it in that block's `adapters` dict: `<block>.adapters.<name>.adapter_down.0`
+    (its down-projection is Sequential(Linear, activation)) and `.adapter_up`."""
+    renamed = {}
+    for path, module in model.named_modules():
+        if isinstance(module, Adapter):
+            block = path.rsplit(".", 2)[0]  # <block>.<wrapped child>.adapter -> <block>
+            for attr, target in (("down", "adapter_down.0"), ("up", "adapter_up")):
+                for tensor in ("weight", "bias"):
+                    renamed[f"{path}.{attr}.{tensor}"] = f"{block}.adapters.{name}.{target}.{tensor}"
+    return renamed
+
+
+def plain_name(model: nn.Module, name: str) -> str:
+    """The Hugging Face name of a tensor that sits inside one of ftcli's wrappers (the wrapped module
+    is `original` in the Sequential of wrap_with_adapter and `norm` in NormWithAdapter)."""
+    for path, module in model.named_modules():
+        inner = _wrapped_child(module)
+        if inner and name.startswith(f"{path}.{inner}."):
+            return f"{path}.{name[len(path) + len(inner) + 2:]}"
+    return name
+
+
+def _wrapped_child(module: nn.Module) -> str | None:
+    if isinstance(module, NormWithAdapter):
+        return "norm"
+    if isinstance(module, nn.Sequential) and isinstance(getattr(module, "adapter", None), Adapter):
+        return "original"
+    return None

@@ -1,0 +1,104 @@
+"""`ftcli export`: transformers and PEFT folders that load without ftcli and give ftcli's logits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import CONFIGS
+from test_cli import FAST, ftcli
+
+from finetune_cli.artifacts import load_run_model
+from finetune_cli.config import ModelConfig
+from finetune_cli.models import load_backbone
+
+BATCH = {"input_ids": torch.randint(1000, 3000, (4, 12)), "attention_mask": torch.ones(4, 12, dtype=torch.long),
+         "token_type_ids": torch.zeros(4, 12, dtype=torch.long)}
+
+
+def train_smoke(runs, mode: str, *extra: str):
+    result = ftcli("train", CONFIGS / "smoke" / f"{'top' if mode in ('full', 'head') else mode}.yaml",
+                   "--runs-dir", runs, "--name", mode, "--set", f"method.mode={mode}", *FAST, *extra)
+    assert result.exit_code == 0, result.output
+    return runs / mode
+
+
+def ftcli_logits(run_dir):
+    with torch.no_grad():
+        return load_run_model(run_dir).model(**BATCH).logits
+
+
+@pytest.mark.parametrize("mode", ["full", "head", "bitfit"])
+def test_transformers_folder_loads_with_from_pretrained_and_gives_the_same_logits(tmp_path, mode):
+    from transformers import AutoModelForSequenceClassification
+
+    run = train_smoke(tmp_path / "runs", mode)
+    result = ftcli("export", run, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "AutoModelForSequenceClassification.from_pretrained(" in result.stdout
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out").eval()
+    assert model.config.id2label == {0: "neg", 1: "pos"} and model.config.label2id == {"neg": 0, "pos": 1}
+    with torch.no_grad():
+        assert torch.equal(model(**BATCH).logits, ftcli_logits(run))
+    manifest = json.loads((tmp_path / "out" / "ftcli_export.json").read_text())
+    assert (manifest["kind"], manifest["mode"], manifest["label_names"]) == ("transformers", mode, ["neg", "pos"])
+
+
+@pytest.mark.parametrize(("mode", "extra"), [("lora", ()), ("ia3", ()),
+                                             ("lora", ("--set", "method.lora.train_layernorms=true",
+                                                       "--set", "method.train_pooler=true"))])
+def test_peft_folder_loads_with_peft_model_on_the_base_and_gives_the_same_logits(tmp_path, mode, extra):
+    from peft import PeftModel
+
+    run = train_smoke(tmp_path / "runs", mode, *extra)
+    result = ftcli("export", run, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    files = {p.name for p in (tmp_path / "out").iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "ftcli_export.json"} <= files
+    config = json.loads((tmp_path / "out" / "adapter_config.json").read_text())
+    assert config["task_type"] == "SEQ_CLS" and "classifier" in config["modules_to_save"]
+    base = load_backbone(ModelConfig(name="tiny-random-bert"), 2).model  # a fresh base: new random head
+    model = PeftModel.from_pretrained(base, tmp_path / "out").eval()
+    with torch.no_grad():
+        assert torch.equal(model(**BATCH).logits, ftcli_logits(run))
+
+
+def test_occupied_folders_are_refused_in_one_line(tmp_path):
+    run = train_smoke(tmp_path / "runs", "layerwise")
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "x").write_text("mine")
+    result = ftcli("export", run, tmp_path / "taken")
+    assert result.exit_code == 2 and "already exists and is not an empty folder" in result.output
+
+
+@pytest.mark.parametrize("mode", ["layerwise", "pfeiffer", "top"])
+def test_adapterhub_folder_holds_adapterhub_names_and_the_rest_under_plain_names(tmp_path, mode):
+    """The layout AdapterHub reads (checked against AdapterHub itself by scripts/check_adapterhub.sh)."""
+    from safetensors.torch import load_file
+
+    run = train_smoke(tmp_path / "runs", mode)
+    result = ftcli("export", run, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "out" / "adapter_config.json").read_text())
+    assert (config["name"], config["hidden_size"], config["config"]["reduction_factor"]) == (mode, 32, 4.0)
+    assert config["config"]["leave_out"] == ([0] if mode == "top" else [])
+    adapter = load_file(tmp_path / "out" / "adapter.safetensors")
+    blocks = {"layerwise": ["attention.output", "output"], "pfeiffer": ["output"], "top": ["output"]}[mode]
+    layers = [1] if mode == "top" else [0, 1]
+    assert set(adapter) == {f"bert.encoder.layer.{i}.{b}.adapters.{mode}.{p}.{t}" for i in layers for b in blocks
+                            for p in ("adapter_down.0", "adapter_up") for t in ("weight", "bias")}
+    rest = set(load_file(tmp_path / "out" / "ftcli_non_adapter.safetensors"))
+    layernorms = {f"bert.{n}.LayerNorm.{t}" for n in ("embeddings", "encoder.layer.0.attention.output",
+                  "encoder.layer.0.output", "encoder.layer.1.attention.output", "encoder.layer.1.output")
+                  for t in ("weight", "bias")}
+    assert rest == {"classifier.weight", "classifier.bias"} | (layernorms if mode == "layerwise" else set())
+    trained = load_file(run / "trained.safetensors")
+    assert sum(t.numel() for t in adapter.values()) + sum(load_file(tmp_path / "out" / "ftcli_non_adapter.safetensors")[
+        n].numel() for n in rest) == sum(t.numel() for t in trained.values())
+
+
+def test_an_adapter_size_adapterhub_cannot_store_is_refused(tmp_path):
+    run = train_smoke(tmp_path / "runs", "pfeiffer", "--set", "method.bottleneck=5")  # 32 // (32 / 5) == 6
+    result = ftcli("export", run, tmp_path / "out")
+    assert result.exit_code == 2 and "method.bottleneck: 5 is not hidden size 32 // a reduction factor" in result.output
