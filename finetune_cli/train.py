@@ -165,8 +165,9 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
           resume: bool = False) -> dict[str, Any]:
     """Train, evaluate after each epoch, and restore the best epoch by validation accuracy.
 
-    `on_epoch(metrics)` gets the records of all epochs so far after every epoch. With `checkpoint`,
-    the loop state is saved there at every epoch end, and `resume` continues from it.
+    `on_epoch(metrics)` gets the records of all epochs so far after every epoch (and, on resume, those
+    of the checkpoint). With `checkpoint`, the loop state is saved there at every epoch end, and
+    `resume` continues from it.
     Returns the best epoch's record and trained state, timings, pad ratio, and the accelerator and
     prepared test loader (the caller tests the artifact reloaded from disk).
     """
@@ -190,6 +191,9 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
     if resume and checkpoint is not None and checkpoint.exists():
         loop = load_checkpoint(checkpoint, plain, optimizer, scheduler)
         log.info("resuming after epoch %d of %d from %s", loop.epoch, cfg.epochs, checkpoint)
+        # The checkpoint holds every epoch's record and is written first: a kill before metrics.jsonl
+        # caught up loses nothing, because the metrics are rewritten from it here.
+        on_epoch(loop.metrics)
     steps = len(train_loader)
     with TrainProgress(cfg.epochs, steps, console, accelerator.is_main_process, done=loop.epoch * steps) as progress:
         for epoch in range(loop.epoch + 1, cfg.epochs + 1):

@@ -166,3 +166,34 @@ def test_reload_refuses_another_backbone_and_non_safetensors(tmp_path):
     (folder.path / "trained.safetensors").write_bytes(b"\x80\x04pickle-ish bytes")
     with pytest.raises(ArtifactError, match="not a safetensors file"):
         load_run_model(folder.path)
+
+
+class Killed(BaseException):
+    """Stands for kill -9: no handler sees it, nothing after it runs."""
+
+
+def epochs_recorded(folder: Path) -> list[int]:
+    return [json.loads(line)["epoch"] for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_kill_right_after_the_last_checkpoint_loses_no_epoch_on_resume(tmp_path, monkeypatch):
+    import finetune_cli.train as train_module
+    from finetune_cli.train import run_and_record
+
+    cfg = config_from_dict(tiny_config("layerwise", train={"epochs": 2}))
+    real = train_module.save_checkpoint
+
+    def save_then_die(path, model, is_trained, optimizer, scheduler, loop):
+        real(path, model, is_trained, optimizer, scheduler, loop)
+        if loop.epoch == 2:  # the checkpoint holds epoch 2; metrics.jsonl not yet
+            raise Killed
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_die)
+    folder = RunFolder.create(tmp_path, "run")
+    with pytest.raises(Killed):
+        run_and_record(cfg, folder)
+    assert epochs_recorded(folder.path) == [1]
+    monkeypatch.undo()
+    summary = run_and_record(cfg, folder, resume=True)
+    assert summary["status"] == "completed" and epochs_recorded(folder.path) == [1, 2]
+
