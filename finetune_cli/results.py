@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from .config import RunConfig, config_from_dict, config_to_dict, dump_yaml, safe_load
-from .errors import ConfigError, FtcliError
+from .errors import ConfigError, FtcliError, StorageError
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -47,7 +47,15 @@ class RunExistsError(FtcliError):
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temporary file in the same folder and an atomic rename."""
+    """Write `data` to `path` via a temporary file in the same folder and an atomic rename; a full
+    disk or a read-only folder is a StorageError naming the file."""
+    try:
+        _write_then_rename(path, data)
+    except OSError as e:
+        raise StorageError(f"{path}: cannot write ({e.strerror or e})") from e
+
+
+def _write_then_rename(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the permissions open() would

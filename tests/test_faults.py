@@ -197,3 +197,57 @@ def test_a_kill_right_after_the_last_checkpoint_loses_no_epoch_on_resume(tmp_pat
     summary = run_and_record(cfg, folder, resume=True)
     assert summary["status"] == "completed" and epochs_recorded(folder.path) == [1, 2]
 
+
+@pytest.mark.parametrize("stage", ["finetune_cli.results.RunFolder.save_trained",
+                                   "finetune_cli.artifacts.load_run_model"])
+def test_sigterm_after_the_last_epoch_marks_the_run_interrupted(tmp_path, monkeypatch, stage):
+    import os
+
+    from finetune_cli.train import run_and_record
+
+    class Escaped(BaseException):
+        pass
+
+    def escaped(signum, frame):
+        raise Escaped("SIGTERM arrived outside the run's handler")
+
+    def sigterm(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1)  # the handler runs here
+        raise AssertionError("SIGTERM was not handled")
+
+    previous = signal.signal(signal.SIGTERM, escaped)  # never the default: it would end pytest
+    try:
+        monkeypatch.setattr(stage, sigterm)
+        folder = RunFolder.create(tmp_path, "run")
+        with pytest.raises(KeyboardInterrupt):
+            run_and_record(config_from_dict(tiny_config("top")), folder)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    summary = json.loads((folder.path / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and epochs_recorded(folder.path) == [1]
+
+
+@pytest.mark.parametrize("full_at", ["checkpoint.safetensors", "trained.safetensors"])
+def test_a_full_disk_is_one_line_and_marks_the_run_failed(tmp_path, monkeypatch, full_at):
+    import errno
+    import tempfile
+
+    from typer.testing import CliRunner
+
+    from finetune_cli.cli import app
+
+    real = tempfile.mkstemp
+
+    def disk_full(*args, prefix=None, **kwargs):
+        if prefix and prefix.startswith(f".{full_at}."):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args, prefix=prefix, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", disk_full)
+    result = CliRunner().invoke(app, ["train", str(write_config(tmp_path)), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert result.stderr.splitlines()[-1:] == [
+        f"ftcli: error: {tmp_path / 'runs' / 'run' / full_at}: cannot write (No space left on device)"]
+    summary = json.loads((tmp_path / "runs" / "run" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "No space left on device" in summary["error"]
