@@ -10,6 +10,7 @@ import torch
 from .adapters import Adapter, encoder_layers
 from .artifacts import load_run_model
 from .errors import FtcliError
+from .results import check_writable
 
 
 def set_adapters_active(layer: torch.nn.Module, active: bool) -> None:
@@ -25,6 +26,7 @@ def ablate_run(run_dir: Path, out_dir: Path, split: str = "validation") -> dict:
     from .data import encode, load_data, make_loader
     from .train import evaluate
 
+    check_writable(out_dir, "--out-dir")  # before minutes of loading
     run = load_run_model(run_dir)
     if run.cfg.method.mode != "layerwise":
         raise FtcliError(f"{run_dir}: ablate needs a layerwise run (this one is {run.cfg.method.mode!r})")

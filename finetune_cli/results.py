@@ -69,6 +69,24 @@ def _write_then_rename(path: Path, data: bytes) -> None:
         raise
 
 
+def check_writable(folder: Path, option: str) -> None:
+    """Refuse, before minutes of loading, a `folder` that cannot be written into or created: a file
+    on the way, a read-only folder, a path that is not UTF-8 (safetensors reads UTF-8 paths only)."""
+    folder = Path(folder)
+    try:
+        str(folder).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(folder).decode("utf-8", "backslashreplace")
+        raise StorageError(f"{option}: {shown} is not valid UTF-8; give a folder whose name is UTF-8") from None
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise StorageError(f"{option}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise StorageError(f"{option}: {existing} is not writable")
+
+
 def write_json(path: Path, obj: Any) -> None:
     write_atomic(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from .config import RunConfig, config_to_dict, default_run_name, read_yaml
 from .errors import ConfigError
-from .results import CONFIG_FILE, RunFolder, normalized, read_summary
+from .results import CONFIG_FILE, RunFolder, check_writable, normalized, read_summary
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,8 @@ def train_from_config(cfg: RunConfig, config_path: Path, runs_dir: Path, overwri
 
     path = Path(runs_dir) / default_run_name(cfg, config_path)
     enabled = distributed_state().is_main_process
+    if enabled:
+        check_writable(path, "--runs-dir")  # fail before minutes of loading, not after
     if resume and (path / CONFIG_FILE).exists():
         key = first_difference(config_to_dict(cfg), normalized(read_yaml(path / CONFIG_FILE)))
         if key is not None:
