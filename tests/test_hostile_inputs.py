@@ -65,3 +65,65 @@ def test_ablate_into_a_file_fails_before_loading(tmp_path, no_loading):
     (tmp_path / "out").write_text("not a folder")
     one_line_error(ftcli("ablate", tmp_path / "run", "--out-dir", tmp_path / "out"),
                    f"--out-dir: {tmp_path / 'out'} is a file, not a folder")
+
+
+@pytest.fixture(scope="module")
+def one_run(tmp_path_factory) -> Path:
+    """One completed tiny run (shared): the template the broken copies below are made from."""
+    root = tmp_path_factory.mktemp("hostile")
+    path = root / "run.yaml"
+    path.write_text(yaml.safe_dump(tiny_config("top")))
+    result = ftcli("train", path, "--runs-dir", root / "runs", "--name", "good")
+    assert result.exit_code == 0, result.output
+    return root / "runs" / "good"
+
+
+def broken_copy(one_run: Path, root: Path, summary: dict | None = None, drop: tuple[str, ...] = (),
+                config: str | None = None, metrics: str | None = None) -> Path:
+    """`root/runs` holding the good run and a copy named `broken` with its records edited."""
+    import json
+    import shutil
+
+    shutil.copytree(one_run, root / "runs" / "good")
+    folder = shutil.copytree(one_run, root / "runs" / "broken")
+    data = {**json.loads((folder / "summary.json").read_text()), **(summary or {})}
+    (folder / "summary.json").write_text(json.dumps({k: v for k, v in data.items() if k not in drop}))
+    if config is not None:
+        (folder / "config.yaml").write_text((folder / "config.yaml").read_text() + config)
+    if metrics is not None:
+        (folder / "metrics.jsonl").write_text((folder / "metrics.jsonl").read_text() + metrics)
+    return root / "runs"
+
+
+@pytest.mark.parametrize(("edit", "reason"), [
+    ({"drop": ("dataset",)}, "summary.json: dataset: missing"),
+    ({"drop": ("seed",)}, "summary.json: seed: missing"),
+    ({"summary": {"inference_accuracy": "0.5"}}, "summary.json: inference_accuracy: got '0.5', expected a number"),
+    ({"summary": {"backbone_params": 0}}, "summary.json: backbone_params: got 0, expected a positive integer"),
+    ({"summary": {"dataset": 5}}, "summary.json: dataset: got 5, expected a string"),
+    ({"summary": {"mode": None}}, "summary.json: mode: got None, expected a string"),
+    ({"summary": {"data_sizes": None}}, "summary.json: data_sizes: got None, expected"),
+    ({"summary": {"seed": True}}, "summary.json: seed: got True, expected an integer"),
+    ({"config": "extra: !!set {a, b}\n"}, "config.yaml: holds a value that is not plain data (set)"),
+    ({"config": "extra: !!binary aGk=\n"}, "config.yaml: holds a value that is not plain data (bytes)"),
+    ({"metrics": "42\n"}, "metrics.jsonl: line 2: expected an object with epoch and val_accuracy, got 42"),
+    ({"metrics": '{"epoch": 2}\n'}, "metrics.jsonl: line 2: expected an object with epoch and val_accuracy"),
+], ids=["no_dataset", "no_seed", "accuracy_text", "backbone_0", "dataset_int", "mode_null", "sizes_null",
+        "seed_bool", "config_set", "config_binary", "metrics_number", "metrics_no_val_accuracy"])
+def test_compare_skips_a_run_whose_records_are_malformed(one_run, tmp_path, edit, reason):
+    import json
+
+    runs = broken_copy(one_run, tmp_path, **edit)
+    plot = ["--plot", tmp_path / "figures"] if "metrics" in edit else []
+    result = ftcli("compare", runs, "--format", "json", *plot)
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert [r["name"] for r in json.loads(result.stdout)] == ["good"]
+    assert f"ftcli: skipped {runs / 'broken'}: {reason}" in result.stderr, result.stderr
+
+
+def test_compare_of_one_run_folder_shows_that_run(one_run):
+    import json
+
+    result = ftcli("compare", one_run, "--format", "json")
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert [r["name"] for r in json.loads(result.stdout)] == ["good"]
