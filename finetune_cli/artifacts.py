@@ -69,6 +69,11 @@ def load_run_model(run_dir: Path) -> LoadedRun:
         odd = sorted(set(tensors) ^ expected)
         raise ArtifactError(f"{run_dir / WEIGHTS_FILE}: tensors do not match mode {cfg.method.mode!r} "
                             f"({len(odd)} names differ, e.g. {odd[0]})")
+    params = dict(backbone.model.named_parameters())
+    wrong = sorted(n for n in tensors if tensors[n].shape != params[n].shape)
+    if wrong:
+        raise ArtifactError(f"{run_dir / WEIGHTS_FILE}: {wrong[0]} has shape {tuple(tensors[wrong[0]].shape)}, the "
+                            f"model's is {tuple(params[wrong[0]].shape)} (a file from another run or data set?)")
     backbone.model.load_state_dict(tensors, strict=False)
     backbone.model.eval()
     return LoadedRun(run_dir, cfg, backbone.model, backbone.tokenizer, is_trained, list(spec.label_names),

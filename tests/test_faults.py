@@ -251,3 +251,76 @@ def test_a_full_disk_is_one_line_and_marks_the_run_failed(tmp_path, monkeypatch,
         f"ftcli: error: {tmp_path / 'runs' / 'run' / full_at}: cannot write (No space left on device)"]
     summary = json.loads((tmp_path / "runs" / "run" / "summary.json").read_text())
     assert summary["status"] == "failed" and "No space left on device" in summary["error"]
+
+
+def interrupted_run(tmp_path: Path, monkeypatch, **sections) -> tuple[Path, Path]:
+    """(config file, run folder) of a 2-epoch run killed right after its first checkpoint."""
+    import finetune_cli.train as train_module
+    from finetune_cli.train import run_and_record
+
+    config = write_config(tmp_path, train={"epochs": 2}, **sections)
+    real = train_module.save_checkpoint
+
+    def save_then_die(*args):
+        real(*args)
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "save_checkpoint", save_then_die)
+        folder = RunFolder.create(tmp_path / "runs", "run")
+        with pytest.raises(Killed):
+            run_and_record(config_from_dict(yaml.safe_load(config.read_text())), folder)
+    return config, folder.path
+
+
+def resume(config: Path, *args):
+    from typer.testing import CliRunner
+
+    from finetune_cli.cli import app
+
+    return CliRunner().invoke(app, ["train", str(config), "--runs-dir", str(config.parent / "runs"), *args])
+
+
+def test_the_advice_for_a_damaged_checkpoint_works(tmp_path, monkeypatch):
+    config, folder = interrupted_run(tmp_path, monkeypatch)
+    (folder / "checkpoint.safetensors").write_bytes(b"\x00" * 100)
+    result = resume(config, "--resume")
+    assert result.exit_code == 2, (result.output, result.exception)
+    error = result.stderr.splitlines()[-1]  # after the parameter counts
+    assert error.startswith(f"ftcli: error: {folder / 'checkpoint.safetensors'}: not a readable ftcli checkpoint "
+                            "(SafetensorError); "), error
+    assert "delete it and resume" in error and "--overwrite" in error
+    assert json.loads((folder / "summary.json").read_text())["status"] == "failed"
+    (folder / "checkpoint.safetensors").unlink()  # as advised
+    result = resume(config, "--resume")
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert json.loads((folder / "summary.json").read_text())["status"] == "completed"
+    assert epochs_recorded(folder) == [1, 2]
+
+
+def test_a_checkpoint_of_other_shapes_or_without_rng_state_is_one_line(tmp_path, monkeypatch):
+    from safetensors.torch import load_file, save_file
+
+    config, folder = interrupted_run(tmp_path, monkeypatch, method={"bottleneck": 4})
+    path = folder / "checkpoint.safetensors"
+    assert resume(config, "--set", "method.bottleneck=8", "--resume").exit_code == 2  # the config says so first
+    config.write_text(config.read_text().replace("bottleneck: 4", "bottleneck: 8"))
+    (folder / "config.yaml").write_text((folder / "config.yaml").read_text().replace("bottleneck: 4", "bottleneck: 8"))
+    result = resume(config, "--resume")  # a bottleneck-4 checkpoint in a bottleneck-8 run
+    assert result.exit_code == 2, (result.output, result.exception)
+    error = result.stderr.splitlines()[-1]
+    assert error.startswith(f"ftcli: error: {path}: does not fit this run (") and "shape" in error, error
+
+    (tmp_path / "rng").mkdir()
+    config, folder = interrupted_run(tmp_path / "rng", monkeypatch)
+    path = folder / "checkpoint.safetensors"
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["ftcli_checkpoint"])
+    del meta["rng"]
+    save_file(load_file(path), path, metadata={"ftcli_checkpoint": json.dumps(meta)})
+    result = resume(config, "--resume")
+    assert result.exit_code == 2, (result.output, result.exception)
+    error = result.stderr.splitlines()[-1]
+    assert error.startswith(f"ftcli: error: {path}: does not fit this run (missing 'rng')"), error

@@ -127,3 +127,19 @@ def test_compare_of_one_run_folder_shows_that_run(one_run):
     result = ftcli("compare", one_run, "--format", "json")
     assert result.exit_code == 0, (result.output, result.exception)
     assert [r["name"] for r in json.loads(result.stdout)] == ["good"]
+
+
+def test_a_trained_file_of_other_shapes_is_one_line(one_run, tmp_path):
+    import shutil
+
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    folder = shutil.copytree(one_run, tmp_path / "run")
+    path = folder / "trained.safetensors"
+    with safe_open(str(path), framework="pt") as f:  # same names and metadata, one row more each
+        tensors = {k: torch.zeros(f.get_tensor(k).shape[0] + 1, *f.get_tensor(k).shape[1:]) for k in f.keys()}  # noqa: SIM118
+        metadata = f.metadata()
+    save_file(tensors, path, metadata=metadata)
+    one_line_error(ftcli("predict", folder, "--text", "fine"), f"{path}: ", "has shape (", "the model's is (")
