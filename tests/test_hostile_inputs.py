@@ -143,3 +143,24 @@ def test_a_trained_file_of_other_shapes_is_one_line(one_run, tmp_path):
         metadata = f.metadata()
     save_file(tensors, path, metadata=metadata)
     one_line_error(ftcli("predict", folder, "--text", "fine"), f"{path}: ", "has shape (", "the model's is (")
+
+
+@pytest.mark.parametrize("run", [None, 5, ["good"]], ids=["null", "number", "list"])
+def test_a_predict_row_whose_run_is_not_a_name_is_one_line(one_run, tmp_path, run):
+    import json
+
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text(json.dumps({"text": "fine"}) + "\n" + json.dumps({"text": "fine", "run": run}) + "\n")
+    one_line_error(ftcli("predict", one_run, "--file", inputs),
+                   f"input row 2: run: expected the name of a run folder, got {run!r}")
+
+
+def test_predict_refuses_text_that_is_not_unicode(one_run, tmp_path):
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text('{"text": "fine"}\n{"text": "abc \\ud800"}\n')
+    one_line_error(ftcli("predict", one_run, "--file", inputs),
+                   "input row 2: 'text' is not valid Unicode (lone surrogate '\\ud800' at character 5)")
+    # a byte that is not UTF-8 on the command line reaches Python as a lone surrogate
+    one_line_error(ftcli("predict", one_run, "--text", "ok", "--text", "\udcff"),
+                   "input row 2: 'text' is not valid Unicode (lone surrogate '\\udcff' at character 1)")
+
