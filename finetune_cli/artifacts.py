@@ -7,6 +7,7 @@ its frozen tensors in memory (the paper's point: one frozen backbone, many small
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from .errors import FtcliError
 from .methods import Predicate, apply_method
 from .models import load_backbone
 from .results import CONFIG_FILE, WEIGHTS_FILE, read_summary
+
+log = logging.getLogger(__name__)
 
 
 class ArtifactError(FtcliError):
@@ -111,11 +114,21 @@ def predict(run: LoadedRun, rows: list[dict], batch_size: int = 64) -> list[dict
         batch.pop("labels")
         with torch.inference_mode():
             probs = run.model(**batch).logits.float().softmax(-1)  # [batch, num_labels]
-        for p in probs:
-            i = int(p.argmax())
-            out.append({"label": run.label_names[i], "label_id": i,
-                        "probabilities": {n: round(float(v), 6) for n, v in zip(run.label_names, p, strict=True)}})
+        out += [label_of(run, p) for p in probs]
+    not_finite = sum(p["label"] is None for p in out)
+    if not_finite:
+        log.warning("%d prediction(s) of run %s are not finite (NaN weights?); written as null", not_finite,
+                    run.path.name)
     return out
+
+
+def label_of(run: LoadedRun, probs: torch.Tensor) -> dict[str, Any]:
+    """Label and probabilities of one input; null where they are not finite (JSON has no NaN)."""
+    if not torch.isfinite(probs).all():
+        return {"label": None, "label_id": None, "probabilities": dict.fromkeys(run.label_names)}
+    i = int(probs.argmax())
+    return {"label": run.label_names[i], "label_id": i,
+            "probabilities": {n: round(float(v), 6) for n, v in zip(run.label_names, probs, strict=True)}}
 
 
 class _Enc:

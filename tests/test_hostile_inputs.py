@@ -164,3 +164,41 @@ def test_predict_refuses_text_that_is_not_unicode(one_run, tmp_path):
     one_line_error(ftcli("predict", one_run, "--text", "ok", "--text", "\udcff"),
                    "input row 2: 'text' is not valid Unicode (lone surrogate '\\udcff' at character 1)")
 
+
+def test_predict_with_nan_weights_writes_valid_json_and_warns(one_run, tmp_path):
+    import json
+    import shutil
+
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    folder = shutil.copytree(one_run, tmp_path / "run")
+    path = folder / "trained.safetensors"
+    with safe_open(str(path), framework="pt") as f:
+        tensors = {k: torch.full_like(f.get_tensor(k), float("nan")) for k in f.keys()}  # noqa: SIM118
+        metadata = f.metadata()
+    save_file(tensors, path, metadata=metadata)
+    result = ftcli("predict", folder, "--text", "fine")
+    assert result.exit_code == 0, (result.output, result.exception)
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} is not JSON")
+
+    (pred,) = [json.loads(line, parse_constant=refuse) for line in result.stdout.splitlines()]
+    assert pred["label"] is None and set(pred["probabilities"].values()) == {None}
+    assert "1 prediction(s) of run run are not finite" in result.stderr
+
+
+def test_ablate_when_the_intact_accuracy_is_0(tmp_path, monkeypatch):
+    import json
+
+    config = write_config(tmp_path, "layerwise")
+    assert ftcli("train", config, "--runs-dir", tmp_path / "runs").exit_code == 0
+    monkeypatch.setattr("finetune_cli.train.evaluate", lambda *args: {"loss": 1.0, "accuracy": 0.0})
+    result = ftcli("ablate", tmp_path / "runs" / "run")
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "intact validation accuracy 0.0000; no relative drop to measure" in result.stdout
+    cells = json.loads((tmp_path / "runs" / "run" / "ablation" / "ablation.json").read_text())["cells"]
+    assert cells and all(c["relative_drop_pct"] is None for c in cells)
+    assert (tmp_path / "runs" / "run" / "ablation" / "ablation_heatmap.png").exists()
