@@ -273,9 +273,9 @@ def run_and_record(cfg: RunConfig, folder: results.RunFolder, console=None, resu
     summary = {**describe(exp), "name": folder.path.name}
     if console is not None and folder.enabled:
         console.print(exp.counts.line())
-    folder.write_summary(summary)
     with sigterm_as_interrupt():
         try:
+            folder.write_summary(summary)
             summary = train_and_test(exp, folder, summary, console, resume)
         except (KeyboardInterrupt, Exception) as e:
             status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
