@@ -165,11 +165,10 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
           resume: bool = False) -> dict[str, Any]:
     """Train, evaluate after each epoch, and restore the best epoch by validation accuracy.
 
-    `on_epoch(metrics)` gets the records of all epochs so far after every epoch (and, on resume, those
-    of the checkpoint). With `checkpoint`, the loop state is saved there at every epoch end, and
-    `resume` continues from it.
-    Returns the best epoch's record and trained state, timings, pad ratio, and the accelerator and
-    prepared test loader (the caller tests the artifact reloaded from disk).
+    `on_epoch(metrics)` gets the records of all epochs so far after every epoch. With `checkpoint`,
+    the loop state is saved there at every epoch end, and `resume` continues from it.
+    Returns the best epoch's record and trained state, every epoch's record, timings, pad ratio, and
+    the accelerator and prepared test loader (the caller tests the artifact reloaded from disk).
     """
 
     cfg = exp.cfg.train
@@ -191,9 +190,6 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
     if resume and checkpoint is not None and checkpoint.exists():
         loop = load_checkpoint(checkpoint, plain, optimizer, scheduler)
         log.info("resuming after epoch %d of %d from %s", loop.epoch, cfg.epochs, checkpoint)
-        # The checkpoint holds every epoch's record and is written first: a kill before metrics.jsonl
-        # caught up loses nothing, because the metrics are rewritten from it here.
-        on_epoch(loop.metrics)
     steps = len(train_loader)
     with TrainProgress(cfg.epochs, steps, console, accelerator.is_main_process, done=loop.epoch * steps) as progress:
         for epoch in range(loop.epoch + 1, cfg.epochs + 1):
@@ -220,7 +216,7 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
             on_epoch(loop.metrics)
     plain.load_state_dict(loop.best_state, strict=False)  # the paper's model selection: best val epoch
     return {"best": loop.best, "pad_ratio": sum(m["pad_ratio"] for m in loop.metrics) / len(loop.metrics),
-            "train_seconds": loop.train_seconds,
+            "metrics": loop.metrics, "train_seconds": loop.train_seconds,
             "train_examples_per_s": loop.examples / max(loop.train_seconds, 1e-9), "best_state": loop.best_state,
             "device": str(accelerator.device), "num_processes": accelerator.num_processes,
             "cached_features": None if cached is None else cached.cut.keep,
@@ -298,6 +294,9 @@ def train_and_test(exp: Experiment, folder: results.RunFolder, summary: dict[str
     device = "cuda" if torch.cuda.is_available() else "cpu"
     peak_was_reset = memory.reset_peak(device)  # this run's peak, not the sweep process's
     out = train(exp, folder.write_metrics, console, folder.path / CHECKPOINT_FILE, resume)
+    # The checkpoint is written before metrics.jsonl and holds every epoch's record: a kill between
+    # the two in the last epoch leaves nothing for a resumed loop to do, so the file is rewritten here.
+    folder.write_metrics(out["metrics"])
     peak_memory, peak_memory_method = memory.peak_mb(device, peak_was_reset)  # before a reloaded copy exists
     size = folder.save_trained(out["best_state"], {"backbone_sha256": exp.backbone.sha256,
                                                    "model": exp.backbone.name, "mode": exp.cfg.method.mode})
