@@ -10,6 +10,7 @@ import torch
 from .adapters import Adapter, encoder_layers
 from .artifacts import load_run_model
 from .errors import FtcliError
+from .results import check_writable
 
 
 def set_adapters_active(layer: torch.nn.Module, active: bool) -> None:
@@ -25,6 +26,7 @@ def ablate_run(run_dir: Path, out_dir: Path, split: str = "validation") -> dict:
     from .data import encode, load_data, make_loader
     from .train import evaluate
 
+    check_writable(out_dir, "--out-dir")  # before minutes of loading
     run = load_run_model(run_dir)
     if run.cfg.method.mode != "layerwise":
         raise FtcliError(f"{run_dir}: ablate needs a layerwise run (this one is {run.cfg.method.mode!r})")
@@ -43,12 +45,21 @@ def ablate_run(run_dir: Path, out_dir: Path, split: str = "validation") -> dict:
             acc = evaluate(model, loader, accelerator)["accuracy"]
             for k in range(i, j + 1):
                 set_adapters_active(layers[k], True)
-            cells.append({"first": i, "last": j, "accuracy": acc, "relative_drop_pct": 100 * (intact - acc) / intact})
+            cells.append({"first": i, "last": j, "accuracy": acc, "relative_drop_pct": relative_drop(intact, acc)})
     result = {"run": str(run_dir), "split": split, "examples": len(encoded), "intact_accuracy": intact, "cells": cells}
     out_dir.mkdir(parents=True, exist_ok=True)
     write_tables(result, out_dir)
     plot_heatmap(result, len(layers), out_dir / "ablation_heatmap.png")
     return result
+
+
+def relative_drop(intact: float, accuracy: float) -> float | None:
+    """Accuracy lost, in % of the intact accuracy; None when the intact model gets nothing right."""
+    return 100 * (intact - accuracy) / intact if intact else None
+
+
+def _pct(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def write_tables(result: dict, out_dir: Path) -> None:
@@ -58,7 +69,7 @@ def write_tables(result: dict, out_dir: Path) -> None:
 
     write_atomic(out_dir / "ablation.json", (json.dumps(result, indent=2) + "\n").encode())
     lines = ["| first layer | last layer | accuracy | relative drop (%) |", "|---|---|---|---|"]
-    lines += [f"| {c['first']} | {c['last']} | {c['accuracy']:.4f} | {c['relative_drop_pct']:.2f} |"
+    lines += [f"| {c['first']} | {c['last']} | {c['accuracy']:.4f} | {_pct(c['relative_drop_pct'], 2)} |"
               for c in result["cells"]]
     write_atomic(out_dir / "ablation.md", ("\n".join(lines) + "\n").encode())
 
@@ -72,11 +83,11 @@ def plot_heatmap(result: dict, n_layers: int, path: Path) -> None:
 
     grid = np.full((n_layers, n_layers), np.nan)
     for c in result["cells"]:
-        grid[c["last"], c["first"]] = c["relative_drop_pct"]
+        grid[c["last"], c["first"]] = np.nan if c["relative_drop_pct"] is None else c["relative_drop_pct"]
     fig, ax = plt.subplots(figsize=(5.5, 4.8))
     image = ax.imshow(grid, cmap="viridis", origin="lower")
     for c in result["cells"]:
-        ax.text(c["first"], c["last"], f"{c['relative_drop_pct']:.1f}", ha="center", va="center", fontsize=7,
+        ax.text(c["first"], c["last"], _pct(c["relative_drop_pct"], 1), ha="center", va="center", fontsize=7,
                 color="white")
     ax.set_xticks(range(n_layers))
     ax.set_yticks(range(n_layers))

@@ -7,6 +7,7 @@ its frozen tensors in memory (the paper's point: one frozen backbone, many small
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from .errors import FtcliError
 from .methods import Predicate, apply_method
 from .models import load_backbone
 from .results import CONFIG_FILE, WEIGHTS_FILE, read_summary
+
+log = logging.getLogger(__name__)
 
 
 class ArtifactError(FtcliError):
@@ -69,6 +72,11 @@ def load_run_model(run_dir: Path) -> LoadedRun:
         odd = sorted(set(tensors) ^ expected)
         raise ArtifactError(f"{run_dir / WEIGHTS_FILE}: tensors do not match mode {cfg.method.mode!r} "
                             f"({len(odd)} names differ, e.g. {odd[0]})")
+    params = dict(backbone.model.named_parameters())
+    wrong = sorted(n for n in tensors if tensors[n].shape != params[n].shape)
+    if wrong:
+        raise ArtifactError(f"{run_dir / WEIGHTS_FILE}: {wrong[0]} has shape {tuple(tensors[wrong[0]].shape)}, the "
+                            f"model's is {tuple(params[wrong[0]].shape)} (a file from another run or data set?)")
     backbone.model.load_state_dict(tensors, strict=False)
     backbone.model.eval()
     return LoadedRun(run_dir, cfg, backbone.model, backbone.tokenizer, is_trained, list(spec.label_names),
@@ -106,11 +114,21 @@ def predict(run: LoadedRun, rows: list[dict], batch_size: int = 64) -> list[dict
         batch.pop("labels")
         with torch.inference_mode():
             probs = run.model(**batch).logits.float().softmax(-1)  # [batch, num_labels]
-        for p in probs:
-            i = int(p.argmax())
-            out.append({"label": run.label_names[i], "label_id": i,
-                        "probabilities": {n: round(float(v), 6) for n, v in zip(run.label_names, p, strict=True)}})
+        out += [label_of(run, p) for p in probs]
+    not_finite = sum(p["label"] is None for p in out)
+    if not_finite:
+        log.warning("%d prediction(s) of run %s are not finite (NaN weights?); written as null", not_finite,
+                    run.path.name)
     return out
+
+
+def label_of(run: LoadedRun, probs: torch.Tensor) -> dict[str, Any]:
+    """Label and probabilities of one input; null where they are not finite (JSON has no NaN)."""
+    if not torch.isfinite(probs).all():
+        return {"label": None, "label_id": None, "probabilities": dict.fromkeys(run.label_names)}
+    i = int(probs.argmax())
+    return {"label": run.label_names[i], "label_id": i,
+            "probabilities": {n: round(float(v), 6) for n, v in zip(run.label_names, probs, strict=True)}}
 
 
 class _Enc:

@@ -80,8 +80,26 @@ def save_checkpoint(path: Path, model: torch.nn.Module, is_trained, optimizer, s
     write_atomic(path, save(tensors, metadata={"ftcli_checkpoint": json.dumps(meta)}))
 
 
+class CheckpointError(FtcliError):
+    exit_code = 2
+
+
+# What works: the run starts again in its folder (resume without a checkpoint), or in a new one.
+RESTART = "delete it and resume to start the run again from its first epoch, or train with --overwrite"
+
+
 def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler) -> LoopState:
     """Restore model, optimizer, scheduler and RNG states; return the loop state to go on from."""
+    meta, tensors = read_checkpoint(path)
+    try:
+        check_shapes(tensors, model)
+        return restore(meta, tensors, model, optimizer, scheduler)
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
+        reason = f"missing {e}" if isinstance(e, KeyError) else (str(e).splitlines() or [e.__class__.__name__])[0]
+        raise CheckpointError(f"{path}: does not fit this run ({reason}); {RESTART}") from None
+
+
+def read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     from safetensors import safe_open
 
     try:
@@ -89,12 +107,25 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler) ->
             meta = json.loads(f.metadata()["ftcli_checkpoint"])
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no items()
     except Exception as e:  # noqa: BLE001 - a damaged checkpoint is one clear line
-        raise FtcliError(f"{path}: not a readable ftcli checkpoint ({e.__class__.__name__}); "
-                         "start the run again without --resume") from e
+        raise CheckpointError(f"{path}: not a readable ftcli checkpoint ({e.__class__.__name__}); {RESTART}") from e
+    return meta, tensors
+
+
+def check_shapes(tensors: dict[str, torch.Tensor], model: torch.nn.Module) -> None:
+    """The trained and best-epoch tensors have the model's shapes (not those of another bottleneck)."""
+    params = dict(model.named_parameters())
+    for key, t in tensors.items():
+        kind, _, name = key.partition("/")
+        if kind in ("model", "best") and name in params and t.shape != params[name].shape:
+            raise ValueError(f"{name} has shape {tuple(t.shape)}, the model's is {tuple(params[name].shape)}")
+
+
+def restore(meta: dict[str, Any], tensors: dict[str, torch.Tensor], model: torch.nn.Module, optimizer,
+            scheduler) -> LoopState:
     params = {k[len("model/"):]: t for k, t in tensors.items() if k.startswith("model/")}
     missing, unexpected = model.load_state_dict(params, strict=False)
     if unexpected:
-        raise FtcliError(f"{path}: checkpoint does not match the model (unexpected {unexpected[0]})")
+        raise ValueError(f"unexpected {unexpected[0]}")
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, t in tensors.items():
         if key.startswith("optim/"):

@@ -188,10 +188,11 @@ def ablate(
         raise FtcliError(f"--split: got {split!r}, expected validation or test")
     target = out_dir or run_dir / "ablation"
     result = ablate_run(run_dir, target, split)
-    worst = max(result["cells"], key=lambda c: c["relative_drop_pct"])
-    out.print(f"intact {split} accuracy {result['intact_accuracy']:.4f}; largest drop "
-              f"{worst['relative_drop_pct']:.1f}% with layers {worst['first']}..{worst['last']} bypassed; "
-              f"wrote {target}", soft_wrap=True)
+    drops = [c for c in result["cells"] if c["relative_drop_pct"] is not None]
+    worst = max(drops, key=lambda c: c["relative_drop_pct"]) if drops else None
+    largest = (f"largest drop {worst['relative_drop_pct']:.1f}% with layers {worst['first']}..{worst['last']} "
+               "bypassed" if worst else "no relative drop to measure")
+    out.print(f"intact {split} accuracy {result['intact_accuracy']:.4f}; {largest}; wrote {target}", soft_wrap=True)
 
 
 @app.command(epilog="Examples:\n\n  ftcli predict runs/imdb_top --text \"A gripping, beautifully shot film.\"\n\n"
@@ -210,7 +211,7 @@ def predict(
 
     preds, sizes = predict_runs(run_dirs, read_inputs(text or [], pair or [], file))
     for p in preds:
-        sys.stdout.write(json.dumps(p) + "\n")
+        sys.stdout.write(json.dumps(p, allow_nan=False) + "\n")
     sys.stdout.flush()
     per_task = ", ".join(f"{k[:-6]} {v / 1e6:.2f} MB" for k, v in sizes.items() if k.endswith("_bytes")
                          and k not in ("full_model_bytes", "shared_bytes_saved"))

@@ -239,6 +239,11 @@ def _check_value(key: str, tp: Any, meta: dict, value: Any) -> Any:
     return value
 
 
+def check_name(key: str, value: Any) -> str:
+    """A run or sweep folder name: one path component of safe characters (never `..` or `/`)."""
+    return _check_value(key, str, {"pattern": _NAME_RE}, value)
+
+
 def _build(cls: type, data: Any, prefix: str) -> Any:
     """Build dataclass `cls` from a mapping, validating every key; `prefix` is the dotted path."""
     where = prefix.rstrip(".") or "config"
@@ -282,8 +287,9 @@ def config_from_dict(data: Any) -> RunConfig:
 
 class _Loader(yaml.SafeLoader):
     """`yaml.SafeLoader` that also reads `1e-3` as a float (YAML 1.1 wants `1.0e-3`), takes only
-    `true`/`false` as booleans (YAML 1.2), rejects duplicate keys, and reports a scalar it cannot
-    convert (`2020-13-45`, a 5000-digit integer) as a YAML error with its line instead of crashing."""
+    `true`/`false` as booleans and reads `1:30` as text, not 90 (both as YAML 1.2), rejects duplicate
+    keys, and reports a scalar it cannot convert (`2020-13-45`, a 5000-digit integer) as a YAML
+    error with its line instead of crashing."""
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
@@ -312,8 +318,18 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+_BOOL, _INT, _FLOAT = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+_Loader.yaml_implicit_resolvers = {  # YAML 1.1's booleans and numbers, replaced below
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_BOOL, _INT, _FLOAT)]
+    for first, resolvers in _Loader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+# YAML 1.1's numbers without its base-60 ones (`1:30` would be 90), and with `1e-3` as a float
 _Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
+    _INT, re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"))
+_Loader.add_implicit_resolver(
+    _FLOAT,
     re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
     |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
     |\.[0-9_]+(?:[eE][-+][0-9]+)?
@@ -321,14 +337,6 @@ _Loader.add_implicit_resolver(
     |\.(?:nan|NaN|NAN))$""", re.X),
     list("-+0123456789."),
 )
-_BOOL = "tag:yaml.org,2002:bool"
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
-    for first, resolvers in _Loader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-
-
 
 
 class _Dumper(yaml.SafeDumper):

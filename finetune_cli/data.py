@@ -328,6 +328,16 @@ def find_split_files(folder: Path, dataset: str | None = None) -> dict[str, Path
     return found
 
 
+def unicode_problem(text: str) -> str | None:
+    """Why a text cannot be tokenized: a lone surrogate (JSON's `\\ud800`, or a byte that is not
+    UTF-8 on the command line) is no Unicode character. None when it is fine."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return f"is not valid Unicode (lone surrogate {text[e.start]!r} at character {e.start + 1})"
+    return None
+
+
 def check_rows(rows: Rows, spec: DatasetSpec, where: str) -> Rows:
     """Validate columns, texts and labels of a split; drop unlabeled (-1) pairs like HF SNLI."""
     needed = (*spec.text_fields, "label")
@@ -352,10 +362,25 @@ def check_rows(rows: Rows, spec: DatasetSpec, where: str) -> Rows:
         for k in spec.text_fields:
             if not isinstance(row[k], str) or not row[k].strip():
                 raise DataError(f"{where}: row {i}: {k!r} is empty or not text (got {_short(row[k])})")
+            if unicode_problem(row[k]):
+                raise DataError(f"{where}: row {i}: {k!r} {unicode_problem(row[k])}")
         out.append({**{k: row[k] for k in spec.text_fields}, "label": label})
     if not out:
         raise DataError(f"{where}: no usable rows")
     return out
+
+
+def check_split(rows: Rows, spec: DatasetSpec, path: Path | None, where: str) -> Rows:
+    """`check_rows` of a split read from `path` (None: not from a file). A CSV row with more fields
+    than its header shifts pandas' columns (the first becomes the index), so what looks like a bad
+    label is reported as the malformed row it is."""
+    try:
+        return check_rows(rows, spec, str(path or where))
+    except DataError:
+        problem = _csv_problem(path) if path is not None and _file_type(path) == "csv" else None
+        if problem is None:
+            raise
+        raise DataError(f"{path}: {problem}") from None
 
 
 def load_data(cfg: DataConfig, seed: int) -> LoadedData:
@@ -382,8 +407,7 @@ def load_data(cfg: DataConfig, seed: int) -> LoadedData:
                             f"{split}.jsonl; validation optional)")
     for split, path in files.items():  # read local files only once every needed split exists
         splits[split] = read_data_file(path)
-    splits = {name: check_rows(rows, spec, str(files.get(name, f"{source} {name}")))
-              for name, rows in splits.items()}
+    splits = {name: check_split(rows, spec, files.get(name), f"{source} {name}") for name, rows in splits.items()}
     if "validation" not in splits:
         n_train = len(splits["train"])
         splits["train"], splits["validation"] = carve_validation(splits["train"], cfg.validation_fraction, seed)

@@ -23,3 +23,9 @@ class ModelError(FtcliError):
     """A backbone cannot be loaded or does not have the structure a mode needs."""
 
     exit_code = 2
+
+
+class StorageError(FtcliError):
+    """A file or folder cannot be written: a full disk, a read-only folder, a file where a folder goes."""
+
+    exit_code = 2

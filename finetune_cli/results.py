@@ -28,8 +28,8 @@ from typing import Any
 
 import yaml
 
-from .config import RunConfig, config_from_dict, config_to_dict, dump_yaml, safe_load
-from .errors import ConfigError, FtcliError
+from .config import RunConfig, _describe, config_from_dict, config_to_dict, dump_yaml, safe_load
+from .errors import ConfigError, FtcliError, StorageError
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -47,7 +47,15 @@ class RunExistsError(FtcliError):
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temporary file in the same folder and an atomic rename."""
+    """Write `data` to `path` via a temporary file in the same folder and an atomic rename; a full
+    disk or a read-only folder is a StorageError naming the file."""
+    try:
+        _write_then_rename(path, data)
+    except OSError as e:
+        raise StorageError(f"{path}: cannot write ({e.strerror or e})") from e
+
+
+def _write_then_rename(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the permissions open() would
@@ -59,6 +67,24 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_writable(folder: Path, option: str) -> None:
+    """Refuse, before minutes of loading, a `folder` that cannot be written into or created: a file
+    on the way, a read-only folder, a path that is not UTF-8 (safetensors reads UTF-8 paths only)."""
+    folder = Path(folder)
+    try:
+        str(folder).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(folder).decode("utf-8", "backslashreplace")
+        raise StorageError(f"{option}: {shown} is not valid UTF-8; give a folder whose name is UTF-8") from None
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise StorageError(f"{option}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise StorageError(f"{option}: {existing} is not writable")
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -146,9 +172,52 @@ def read_summary(path: Path) -> dict:
 @dataclass(frozen=True)
 class Run:
     path: Path
-    summary: dict
+    summary: dict  # holds SUMMARY_FIELDS, checked when read
     config: dict
     metrics: list[dict]
+
+
+NUMBER, INTEGER, TEXT = "a number", "an integer", "a string"
+POSITIVE, SIZES = "a positive integer", "a mapping of train, validation and test to integers"
+SUMMARY_FIELDS = {  # what comparing and plotting read from a completed run's summary.json
+    "dataset": TEXT, "mode": TEXT, "model": TEXT, "data_source": TEXT, "seed": INTEGER, "epochs": INTEGER,
+    "trainable_params": INTEGER, "backbone_params": POSITIVE, "trainable_pct": NUMBER,
+    "data_sizes": SIZES, "inference_accuracy": NUMBER,
+}
+OPTIONAL_FIELDS = {"bottleneck": INTEGER, "best_val_loss": NUMBER, "best_val_accuracy": NUMBER,
+                   "train_seconds": NUMBER, "train_examples_per_s": NUMBER, "peak_memory_mb": NUMBER}
+
+
+def is_a(value: Any, kind: str) -> bool:
+    """Whether a value read from JSON is of one of the kinds above (a boolean is not a number)."""
+    if isinstance(value, bool):
+        return False
+    if kind == SIZES:
+        return isinstance(value, dict) and all(is_a(value.get(s), INTEGER) for s in ("train", "validation", "test"))
+    return {TEXT: isinstance(value, str), INTEGER: isinstance(value, int),
+            POSITIVE: isinstance(value, int) and value > 0, NUMBER: isinstance(value, (int, float))}[kind]
+
+
+def summary_problem(summary: dict) -> str | None:
+    """What is wrong with a completed run's summary (None: it holds every field compare reads)."""
+    for key, kind in SUMMARY_FIELDS.items():
+        if key not in summary:
+            return f"{key}: missing"
+        if not is_a(summary[key], kind):
+            return f"{key}: got {_describe(summary[key])}, expected {kind}"
+    for key, kind in OPTIONAL_FIELDS.items():
+        if summary.get(key) is not None and not is_a(summary[key], kind):
+            return f"{key}: got {_describe(summary[key])}, expected {kind} or null"
+    return None
+
+
+def metrics_problem(metrics: list) -> str | None:
+    """What is wrong with the records of metrics.jsonl (the learning curves read epoch and val_accuracy)."""
+    for line, record in enumerate(metrics, start=1):
+        if not (isinstance(record, dict) and is_a(record.get("epoch"), INTEGER)
+                and is_a(record.get("val_accuracy"), NUMBER)):
+            return f"line {line}: expected an object with epoch and val_accuracy, got {_describe(record)}"
+    return None
 
 
 def read_run(path: Path) -> Run:
@@ -169,7 +238,21 @@ def read_run(path: Path) -> Run:
     status = summary.get("status")
     if status != "completed":
         raise ValueError(f"status {status!r}" + (f": {summary['error']}" if summary.get("error") else ""))
+    for name, problem in ((SUMMARY_FILE, summary_problem(summary)), (CONFIG_FILE, config_problem(config)),
+                          (METRICS_FILE, metrics_problem(metrics))):
+        if problem:
+            raise ValueError(f"{name}: {problem}")
     return Run(path, summary, config, metrics)
+
+
+def config_problem(config: dict) -> str | None:
+    """A recorded config is plain data; YAML tags such as !!set or !!binary make other objects."""
+    try:
+        json.dumps(config)
+    except (TypeError, ValueError) as e:
+        kind = re.search(r"type (\w+) is not", str(e))
+        return f"holds a value that is not plain data ({kind.group(1) if kind else e.__class__.__name__})"
+    return None
 
 
 def load_runs(runs_dir: Path) -> tuple[list[Run], list[tuple[Path, str]]]:
@@ -178,17 +261,20 @@ def load_runs(runs_dir: Path) -> tuple[list[Run], list[tuple[Path, str]]]:
     if not runs_dir.is_dir():
         raise FtcliError(f"{runs_dir}: no such folder")
     runs, skipped = [], []
-    for path in sorted(p for p in runs_dir.rglob("*") if p.is_dir() and not p.name.startswith(".")):
-        is_run = (path / SUMMARY_FILE).exists() or (path / CONFIG_FILE).exists()
-        has_sub_runs = any((c / SUMMARY_FILE).exists() or (c / CONFIG_FILE).exists()
-                           for c in path.iterdir() if c.is_dir())
-        if not is_run and (has_sub_runs or path.parent != runs_dir):
+    folders = sorted(p for p in runs_dir.rglob("*") if p.is_dir() and not p.name.startswith("."))
+    for path in [runs_dir] if looks_like_run(runs_dir) else folders:
+        has_sub_runs = any(looks_like_run(c) for c in path.iterdir() if c.is_dir())
+        if not looks_like_run(path) and (has_sub_runs or path.parent != runs_dir):
             continue  # a folder grouping runs (e.g. a sweep) or something deeper inside a run
         try:
             runs.append(read_run(path))
         except ValueError as e:
             skipped.append((path, str(e)))
     return runs, skipped
+
+
+def looks_like_run(path: Path) -> bool:
+    return (path / SUMMARY_FILE).exists() or (path / CONFIG_FILE).exists()
 
 
 def normalized(config: dict) -> dict:

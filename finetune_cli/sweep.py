@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig, apply_overrides, config_from_dict, parse_override, read_yaml
+from .config import RunConfig, apply_overrides, check_name, config_from_dict, parse_override, read_yaml
 from .errors import ConfigError
 from .results import read_summary
 
@@ -120,17 +120,25 @@ def load_sweep(path: Path, extra_set: Sequence[str] = ()) -> Sweep:
             raise ConfigError(f"grid.{key}: expected a non-empty list of values")
     rules = _rules(data, path)
     extra = {".".join(parts): value for parts, value in map(parse_override, extra_set)}
-    runs = []
+    runs, varied_by_name = [], {}
     for combo in itertools.product(*grid.values()):
         chosen = dict(zip(grid, combo, strict=True))
         for varied, overrides in _apply_rules(chosen, {**fixed, **extra, **chosen}, rules):
             name = "_".join(f"{_short(k)}={_format(v)}" for k, v in varied.items()) or "base"
+            _check_distinct(path, name, varied, varied_by_name.setdefault(name, varied))
             texts = tuple(f"{k}={_yaml_value(v)}" for k, v in {**overrides, "name": name}.items())
             runs.append(SweepRun(name, texts, config_from_dict(apply_overrides(base, list(texts)))))
     sweep_name = data.get("name") or path.stem
-    if not isinstance(sweep_name, str):
-        raise ConfigError(f"{path}: name: expected a string")
-    return Sweep(sweep_name, path, tuple(runs))
+    return Sweep(check_name(f"{path}: name", sweep_name), path, tuple(runs))
+
+
+def _check_distinct(path: Path, name: str, varied: dict, first: dict) -> None:
+    """Two different runs must not share a folder: the second would stop the sweep (its config
+    differs from the one recorded there)."""
+    if varied != first:
+        shown = [", ".join(f"{_short(k)}={v!r}" for k, v in values.items()) for values in (first, varied)]
+        raise ConfigError(f"{path}: {shown[0]} and {shown[1]} both make the run name {name!r}; "
+                          "give values that differ in their first 6 digits")
 
 
 def run_status(folder: Path) -> str:

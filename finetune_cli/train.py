@@ -167,8 +167,8 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
 
     `on_epoch(metrics)` gets the records of all epochs so far after every epoch. With `checkpoint`,
     the loop state is saved there at every epoch end, and `resume` continues from it.
-    Returns the best epoch's record and trained state, timings, pad ratio, and the accelerator and
-    prepared test loader (the caller tests the artifact reloaded from disk).
+    Returns the best epoch's record and trained state, every epoch's record, timings, pad ratio, and
+    the accelerator and prepared test loader (the caller tests the artifact reloaded from disk).
     """
 
     cfg = exp.cfg.train
@@ -216,7 +216,7 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
             on_epoch(loop.metrics)
     plain.load_state_dict(loop.best_state, strict=False)  # the paper's model selection: best val epoch
     return {"best": loop.best, "pad_ratio": sum(m["pad_ratio"] for m in loop.metrics) / len(loop.metrics),
-            "train_seconds": loop.train_seconds,
+            "metrics": loop.metrics, "train_seconds": loop.train_seconds,
             "train_examples_per_s": loop.examples / max(loop.train_seconds, 1e-9), "best_state": loop.best_state,
             "device": str(accelerator.device), "num_processes": accelerator.num_processes,
             "cached_features": None if cached is None else cached.cut.keep,
@@ -259,10 +259,9 @@ def run_and_record(cfg: RunConfig, folder: results.RunFolder, console=None, resu
                    exp: Experiment | None = None) -> dict[str, Any]:
     """Train and test one config (prepared as `exp`, or here), recording everything in `folder`.
 
-    The inference accuracy is measured on the model rebuilt from the run folder (backbone +
-    trained.safetensors), so the number describes the artifact that was saved.
+    Once the summary says `running`, every way out but kill -9 records how the run ended:
+    `completed`, `interrupted` (Ctrl-C, SIGTERM) or `failed` (any error, e.g. a full disk).
     """
-    from .artifacts import load_run_model
     from .config import config_to_dict
 
     exp = exp or prepare_experiment(cfg)
@@ -270,34 +269,59 @@ def run_and_record(cfg: RunConfig, folder: results.RunFolder, console=None, resu
     summary = {**describe(exp), "name": folder.path.name}
     if console is not None and folder.enabled:
         console.print(exp.counts.line())
-    folder.write_summary(summary)
+    with sigterm_as_interrupt():
+        try:
+            folder.write_summary(summary)
+            summary = train_and_test(exp, folder, summary, console, resume)
+        except (KeyboardInterrupt, Exception) as e:
+            status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+            record_end(folder, {**summary, "status": status, "error": str(e) or e.__class__.__name__})
+            raise
+    folder.remove(CHECKPOINT_FILE)  # the run is complete: the trained file is all that is needed
+    return summary
+
+
+def train_and_test(exp: Experiment, folder: results.RunFolder, summary: dict[str, Any], console,
+                   resume: bool) -> dict[str, Any]:
+    """Train, save the best epoch, and test it; returns the completed summary (also written).
+
+    The inference accuracy is measured on the model rebuilt from the run folder (backbone +
+    trained.safetensors), so the number describes the artifact that was saved.
+    """
+    from .artifacts import load_run_model
+
     started = time.time()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     peak_was_reset = memory.reset_peak(device)  # this run's peak, not the sweep process's
-    with sigterm_as_interrupt():
-        try:
-            out = train(exp, folder.write_metrics, console, folder.path / CHECKPOINT_FILE, resume)
-        except (KeyboardInterrupt, RunFailed) as e:
-            status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-            folder.write_summary({**summary, "status": status, "error": str(e) or status})
-            raise
+    out = train(exp, folder.write_metrics, console, folder.path / CHECKPOINT_FILE, resume)
+    # The checkpoint is written before metrics.jsonl and holds every epoch's record: a kill between
+    # the two in the last epoch leaves nothing for a resumed loop to do, so the file is rewritten here.
+    folder.write_metrics(out["metrics"])
     peak_memory, peak_memory_method = memory.peak_mb(device, peak_was_reset)  # before a reloaded copy exists
     size = folder.save_trained(out["best_state"], {"backbone_sha256": exp.backbone.sha256,
-                                                   "model": exp.backbone.name, "mode": cfg.method.mode})
+                                                   "model": exp.backbone.name, "mode": exp.cfg.method.mode})
     accelerator = out["accelerator"]
     accelerator.wait_for_everyone()
     reloaded = load_run_model(folder.path).model.to(accelerator.device)
     test = evaluate(reloaded, out["test_loader"], accelerator)
     best = out["best"]
-    summary.update(
-        status="completed", best_epoch=best["epoch"], best_val_loss=best["val_loss"],
-        best_val_accuracy=best["val_accuracy"], inference_accuracy=test["accuracy"],
-        test_loss=test["loss"], train_seconds=out["train_seconds"],
-        train_examples_per_s=out["train_examples_per_s"], wall_seconds=time.time() - started,
-        peak_memory_mb=peak_memory, peak_memory_method=peak_memory_method, device=out["device"],
-        num_processes=out["num_processes"], trained_file_bytes=size, pad_ratio=out["pad_ratio"],
-        cached_features=out["cached_features"],
-    )
+    summary = {
+        **summary, "status": "completed", "best_epoch": best["epoch"], "best_val_loss": best["val_loss"],
+        "best_val_accuracy": best["val_accuracy"], "inference_accuracy": test["accuracy"],
+        "test_loss": test["loss"], "train_seconds": out["train_seconds"],
+        "train_examples_per_s": out["train_examples_per_s"], "wall_seconds": time.time() - started,
+        "peak_memory_mb": peak_memory, "peak_memory_method": peak_memory_method, "device": out["device"],
+        "num_processes": out["num_processes"], "trained_file_bytes": size, "pad_ratio": out["pad_ratio"],
+        "cached_features": out["cached_features"],
+    }
     folder.write_summary(summary)
-    folder.remove(CHECKPOINT_FILE)  # the run is complete: the trained file is all that is needed
     return summary
+
+
+def record_end(folder: results.RunFolder, summary: dict[str, Any]) -> None:
+    """Write the summary of a run that stopped; on a full disk even this may fail, which must not
+    hide the error that stopped the run."""
+    try:
+        folder.write_summary(summary)
+    except (FtcliError, OSError) as e:
+        log.warning("%s: could not record status %r (%s)", folder.path, summary["status"], e)

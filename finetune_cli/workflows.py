@@ -6,9 +6,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig, config_to_dict, default_run_name, read_yaml
+from .config import RunConfig, _describe, config_to_dict, default_run_name, read_yaml
 from .errors import ConfigError
-from .results import CONFIG_FILE, RunFolder, normalized, read_summary
+from .results import CONFIG_FILE, RunFolder, check_writable, normalized, read_summary
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,8 @@ def train_from_config(cfg: RunConfig, config_path: Path, runs_dir: Path, overwri
 
     path = Path(runs_dir) / default_run_name(cfg, config_path)
     enabled = distributed_state().is_main_process
+    if enabled:
+        check_writable(path, "--runs-dir")  # fail before minutes of loading, not after
     if resume and (path / CONFIG_FILE).exists():
         key = first_difference(config_to_dict(cfg), normalized(read_yaml(path / CONFIG_FILE)))
         if key is not None:
@@ -73,12 +75,15 @@ def predict_runs(run_dirs: list[Path], rows: list[dict]) -> tuple[list[dict], di
     Returns the predictions and the bytes: per-task trained files, a full model copy, memory saved.
     """
     from .artifacts import load_run_model, predict, share_frozen
-    from .data import DataError
+    from .data import DataError, unicode_problem
     from .results import WEIGHTS_FILE
 
     names = [Path(p).name for p in run_dirs]
     if len(set(names)) != len(names):
         raise ConfigError("predict: two runs have the same folder name; rename one")
+    for i, row in enumerate(rows, start=1):
+        if not isinstance(row.get("run", ""), str):
+            raise DataError(f"input row {i}: run: expected the name of a run folder, got {_describe(row['run'])}")
     unknown = {row["run"] for row in rows if "run" in row} - set(names)
     if unknown:
         raise ConfigError(f"predict: rows name runs that were not given: {', '.join(sorted(unknown))}")
@@ -92,6 +97,9 @@ def predict_runs(run_dirs: list[Path], rows: list[dict]) -> tuple[list[dict], di
             if missing:
                 raise DataError(f"input row {i + 1}: run {run.path.name} ({run.cfg.data.dataset}) needs "
                                 f"{', '.join(run.text_fields)}; missing {', '.join(missing)}")
+            for field in run.text_fields:
+                if unicode_problem(row[field]):
+                    raise DataError(f"input row {i + 1}: {field!r} {unicode_problem(row[field])}")
         preds = predict(run, [row for _, row in selected])
         out += [{"index": i, "run": run.path.name, **p} for (i, _), p in zip(selected, preds, strict=True)]
     full_bytes = sum(p.numel() * p.element_size() for p in runs[0].model.parameters())

@@ -63,6 +63,8 @@ CASES = [
     ("csv_empty", "imdb", {"test.csv": ""}, "test.csv", ["empty file; expected a header line"]),
     ("csv_label_names", "imdb", {"train.csv": "text,label\ngood,pos\nbad,neg\n"},
      "train.csv", ["row 1: label 'pos' is not in 0..1 (neg, pos); labels are ids: write 1 for 'pos'"]),
+    ("csv_extra_column_in_every_row", "imdb", {"train.csv": "text,label\ngood,1,x\nbad,0,y\n"},
+     "train.csv", ["row 1 (line 2): 3 fields, but the header has 2 ('text,label')"]),
     ("split_file_is_a_folder", "imdb", {"validation.jsonl/": None}, "validation.jsonl", ["not a file"]),
     # columns and texts
     ("missing_label_in_row_3", "imdb", {"validation.jsonl": jsonl({"text": "a", "label": 0}, {"text": "b", "label": 1},
@@ -70,6 +72,9 @@ CASES = [
      "validation.jsonl", ["row 3: missing column(s) label; imdb needs text, label (found: 'text', 'sentiment')"]),
     ("whitespace_text", "imdb", {"test.jsonl": jsonl({"text": "fine", "label": 0}, {"text": " \t\n", "label": 1})},
      "test.jsonl", ["row 2: 'text' is empty or not text (got ' \\t\\n')"]),
+    ("lone_surrogate", "imdb",
+     {"train.jsonl": jsonl({"text": "ok", "label": 0}, '{"text": "abc \\ud800", "label": 1}')},
+     "train.jsonl", ["row 2: 'text' is not valid Unicode (lone surrogate '\\ud800' at character 5)"]),
     ("number_as_text", "ag_news", {"train.jsonl": jsonl({"text": 42, "label": 0})},
      "train.jsonl", ["row 1: 'text' is empty or not text (got 42)"]),
     # labels

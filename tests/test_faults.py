@@ -167,3 +167,161 @@ def test_reload_refuses_another_backbone_and_non_safetensors(tmp_path):
     (folder.path / "trained.safetensors").write_bytes(b"\x80\x04pickle-ish bytes")
     with pytest.raises(ArtifactError, match="not a safetensors file"):
         load_run_model(folder.path)
+
+
+class Killed(BaseException):
+    """Stands for kill -9: no handler sees it, nothing after it runs."""
+
+
+def epochs_recorded(folder: Path) -> list[int]:
+    return [json.loads(line)["epoch"] for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_kill_right_after_the_last_checkpoint_loses_no_epoch_on_resume(tmp_path, monkeypatch):
+    import finetune_cli.train as train_module
+    from finetune_cli.train import run_and_record
+
+    cfg = config_from_dict(tiny_config("layerwise", train={"epochs": 2}))
+    real = train_module.save_checkpoint
+
+    def save_then_die(path, model, is_trained, optimizer, scheduler, loop):
+        real(path, model, is_trained, optimizer, scheduler, loop)
+        if loop.epoch == 2:  # the checkpoint holds epoch 2; metrics.jsonl not yet
+            raise Killed
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_die)
+    folder = RunFolder.create(tmp_path, "run")
+    with pytest.raises(Killed):
+        run_and_record(cfg, folder)
+    assert epochs_recorded(folder.path) == [1]
+    monkeypatch.undo()
+    summary = run_and_record(cfg, folder, resume=True)
+    assert summary["status"] == "completed" and epochs_recorded(folder.path) == [1, 2]
+
+
+@pytest.mark.parametrize("stage", ["finetune_cli.results.RunFolder.save_trained",
+                                   "finetune_cli.artifacts.load_run_model"])
+def test_sigterm_after_the_last_epoch_marks_the_run_interrupted(tmp_path, monkeypatch, stage):
+    import os
+
+    from finetune_cli.train import run_and_record
+
+    class Escaped(BaseException):
+        pass
+
+    def escaped(signum, frame):
+        raise Escaped("SIGTERM arrived outside the run's handler")
+
+    def sigterm(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1)  # the handler runs here
+        raise AssertionError("SIGTERM was not handled")
+
+    previous = signal.signal(signal.SIGTERM, escaped)  # never the default: it would end pytest
+    try:
+        monkeypatch.setattr(stage, sigterm)
+        folder = RunFolder.create(tmp_path, "run")
+        with pytest.raises(KeyboardInterrupt):
+            run_and_record(config_from_dict(tiny_config("top")), folder)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    summary = json.loads((folder.path / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and epochs_recorded(folder.path) == [1]
+
+
+@pytest.mark.parametrize("full_at", ["checkpoint.safetensors", "trained.safetensors"])
+def test_a_full_disk_is_one_line_and_marks_the_run_failed(tmp_path, monkeypatch, full_at):
+    import errno
+    import tempfile
+
+    from typer.testing import CliRunner
+
+    from finetune_cli.cli import app
+
+    real = tempfile.mkstemp
+
+    def disk_full(*args, prefix=None, **kwargs):
+        if prefix and prefix.startswith(f".{full_at}."):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args, prefix=prefix, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", disk_full)
+    result = CliRunner().invoke(app, ["train", str(write_config(tmp_path)), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert result.stderr.splitlines()[-1:] == [
+        f"ftcli: error: {tmp_path / 'runs' / 'run' / full_at}: cannot write (No space left on device)"]
+    summary = json.loads((tmp_path / "runs" / "run" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "No space left on device" in summary["error"]
+
+
+def interrupted_run(tmp_path: Path, monkeypatch, **sections) -> tuple[Path, Path]:
+    """(config file, run folder) of a 2-epoch run killed right after its first checkpoint."""
+    import finetune_cli.train as train_module
+    from finetune_cli.train import run_and_record
+
+    config = write_config(tmp_path, train={"epochs": 2}, **sections)
+    real = train_module.save_checkpoint
+
+    def save_then_die(*args):
+        real(*args)
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "save_checkpoint", save_then_die)
+        folder = RunFolder.create(tmp_path / "runs", "run")
+        with pytest.raises(Killed):
+            run_and_record(config_from_dict(yaml.safe_load(config.read_text())), folder)
+    return config, folder.path
+
+
+def resume(config: Path, *args):
+    from typer.testing import CliRunner
+
+    from finetune_cli.cli import app
+
+    return CliRunner().invoke(app, ["train", str(config), "--runs-dir", str(config.parent / "runs"), *args])
+
+
+def test_the_advice_for_a_damaged_checkpoint_works(tmp_path, monkeypatch):
+    config, folder = interrupted_run(tmp_path, monkeypatch)
+    (folder / "checkpoint.safetensors").write_bytes(b"\x00" * 100)
+    result = resume(config, "--resume")
+    assert result.exit_code == 2, (result.output, result.exception)
+    error = result.stderr.splitlines()[-1]  # after the parameter counts
+    assert error.startswith(f"ftcli: error: {folder / 'checkpoint.safetensors'}: not a readable ftcli checkpoint "
+                            "(SafetensorError); "), error
+    assert "delete it and resume" in error and "--overwrite" in error
+    assert json.loads((folder / "summary.json").read_text())["status"] == "failed"
+    (folder / "checkpoint.safetensors").unlink()  # as advised
+    result = resume(config, "--resume")
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert json.loads((folder / "summary.json").read_text())["status"] == "completed"
+    assert epochs_recorded(folder) == [1, 2]
+
+
+def test_a_checkpoint_of_other_shapes_or_without_rng_state_is_one_line(tmp_path, monkeypatch):
+    from safetensors.torch import load_file, save_file
+
+    config, folder = interrupted_run(tmp_path, monkeypatch, method={"bottleneck": 4})
+    path = folder / "checkpoint.safetensors"
+    assert resume(config, "--set", "method.bottleneck=8", "--resume").exit_code == 2  # the config says so first
+    config.write_text(config.read_text().replace("bottleneck: 4", "bottleneck: 8"))
+    (folder / "config.yaml").write_text((folder / "config.yaml").read_text().replace("bottleneck: 4", "bottleneck: 8"))
+    result = resume(config, "--resume")  # a bottleneck-4 checkpoint in a bottleneck-8 run
+    assert result.exit_code == 2, (result.output, result.exception)
+    error = result.stderr.splitlines()[-1]
+    assert error.startswith(f"ftcli: error: {path}: does not fit this run (") and "shape" in error, error
+
+    (tmp_path / "rng").mkdir()
+    config, folder = interrupted_run(tmp_path / "rng", monkeypatch)
+    path = folder / "checkpoint.safetensors"
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["ftcli_checkpoint"])
+    del meta["rng"]
+    save_file(load_file(path), path, metadata={"ftcli_checkpoint": json.dumps(meta)})
+    result = resume(config, "--resume")
+    assert result.exit_code == 2, (result.output, result.exception)
+    error = result.stderr.splitlines()[-1]
+    assert error.startswith(f"ftcli: error: {path}: does not fit this run (missing 'rng')"), error

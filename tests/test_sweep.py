@@ -85,3 +85,15 @@ def test_sweep_runs_then_skips_completed_and_redoes_broken(tmp_path):
     rows = json.loads(ftcli("compare", runs, "--format", "json").stdout)
     assert sorted((r["mode"], r["n"]) for r in rows) == [("full", 2), ("top", 2)]
     assert all(r["inference_accuracy_sem"] is not None for r in rows)
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/tmp/escaped", "a/b", ".hidden"])
+def test_a_sweep_name_is_one_folder_name_like_a_run_name(tmp_path, name):
+    with pytest.raises(ConfigError, match="name: "):
+        load_sweep(write_sweep(tmp_path, name=name))
+
+
+def test_grid_values_that_print_alike_are_refused_before_the_first_run(tmp_path):
+    path = write_sweep(tmp_path, grid={"train.learning_rate": [1e-4, 1.0000001e-4]})
+    with pytest.raises(ConfigError, match=r"learning_rate=0\.0001 and learning_rate=0\.00010000001"):
+        load_sweep(path)
