@@ -128,13 +128,13 @@ def test_name_and_set_options(runs_dir):
 
 def test_config_errors_are_one_line_exit_2_and_traceback_only_in_debug(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("method:\n  mode: lora\n")
+    bad.write_text("method:\n  mode: dora\n")
     cmd = [sys.executable, "-m", "finetune_cli", "train", str(bad)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "ftcli: error: method.mode: got 'lora', expected one of 'full', 'top', 'layerwise', 'top_layers', "
-        "'layernorm', 'head'"]
+        "ftcli: error: method.mode: got 'dora', expected one of 'full', 'top', 'layerwise', 'pfeiffer', 'lora', "
+        "'ia3', 'bitfit', 'top_layers', 'layernorm', 'head'"]
     debug = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env={**_env(), "FTCLI_DEBUG": "1"})
     assert debug.returncode != 0 and "Traceback" in debug.stderr
 
