@@ -202,7 +202,8 @@ def _check_value(key: str, tp: Any, meta: dict, value: Any) -> Any:
         origin, or_null = typing.get_origin(tp), " or null"
     expected = _type_name(tp)
     if origin is tuple:  # tuple[str, ...]: a non-empty YAML list of non-empty strings, kept as a tuple
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
+        strings = isinstance(value, (list, tuple)) and all(isinstance(v, str) and v.strip() for v in value)
+        if not strings or not value:  # a tuple too: what config_to_dict gives back
             raise ConfigError(f"{key}: got {_describe(value)}, expected a non-empty list of strings")
         return tuple(value)
     if origin is Literal:
