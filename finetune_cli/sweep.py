@@ -20,10 +20,13 @@ completed ones are skipped, interrupted ones resume from their checkpoint, missi
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import os
+import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,7 +152,9 @@ def run_status(folder: Path) -> str:
 
 
 def run_sweep(sweep: Sweep, runs_dir: Path, console, dry_run: bool = False) -> list[tuple[str, str]]:
-    """Run every run of the sweep not yet completed; returns (name, outcome) per run."""
+    """Run every run of the sweep not yet completed; returns (name, outcome) per run. Several launchers
+    may work on one sweep at once (other shells, machines on a shared file system): each run is
+    claimed with a lock file first, and a run another launcher holds is skipped as `busy`."""
     from .train import RunFailed
     from .workflows import train_from_config
 
@@ -157,25 +162,86 @@ def run_sweep(sweep: Sweep, runs_dir: Path, console, dry_run: bool = False) -> l
     statuses = [(run, run_status(root / run.name)) for run in sweep.runs]
     if dry_run:
         return [(run.name, status) for run, status in statuses]
+    root.mkdir(parents=True, exist_ok=True)
     outcomes, durations = [], []
     todo = sum(status != "done" for _, status in statuses)
     for run, status in statuses:
         if status == "done":
             outcomes.append((run.name, "done"))
             continue
-        left = todo - len(durations)
-        eta = f", eta {_clock(left * sum(durations) / len(durations))}" if durations else ""
-        console.print(f"[bold]sweep {sweep.name}[/bold]: {len(outcomes)}/{len(statuses)} done, running "
-                      f"{run.name} ({status}), {left - 1} left after it{eta}", highlight=False)
-        start = time.perf_counter()
-        try:
-            train_from_config(run.cfg, sweep.path, root, overwrite=False, console=console, resume=True)
-            outcomes.append((run.name, "completed"))
-        except RunFailed as e:
-            console.print(f"[red]{run.name} failed:[/red] {e}", highlight=False)
-            outcomes.append((run.name, "failed"))
-        durations.append(time.perf_counter() - start)
+        with run_lock(root / f".{run.name}.lock") as held_by:
+            status = run_status(root / run.name)  # another launcher may have finished it meanwhile
+            if held_by is not None or status == "done":
+                outcomes.append((run.name, "done" if status == "done" else "busy"))
+                if held_by is not None:
+                    console.print(f"sweep {sweep.name}: {run.name} is being trained by {held_by}; skipped",
+                                  highlight=False, markup=False)
+                continue
+            left = todo - len(durations)
+            eta = f", eta {_clock(left * sum(durations) / len(durations))}" if durations else ""
+            console.print(f"[bold]sweep {sweep.name}[/bold]: {len(outcomes)}/{len(statuses)} done, running "
+                          f"{run.name} ({status}), {left - 1} left after it{eta}", highlight=False)
+            start = time.perf_counter()
+            try:
+                train_from_config(run.cfg, sweep.path, root, overwrite=False, console=console, resume=True)
+                outcomes.append((run.name, "completed"))
+            except RunFailed as e:
+                console.print(f"[red]{run.name} failed:[/red] {e}", highlight=False)
+                outcomes.append((run.name, "failed"))
+            durations.append(time.perf_counter() - start)
     return outcomes
+
+
+@contextlib.contextmanager
+def run_lock(path: Path) -> Iterator[str | None]:
+    """Hold the lock file `path` for the duration (yields None), or yield who holds it.
+
+    O_CREAT | O_EXCL is atomic on local disks and on NFS v3+ (unlike fcntl locks, which many shared
+    file systems fake), so of two launchers exactly one creates the file. A lock whose owner ran on
+    this host and is gone (killed with -9, machine rebooted) is stale and taken over; one from another
+    host is respected (delete it by hand if that machine is gone). Taking over a stale lock is not
+    atomic: two launchers on one host that find the same stale lock in the same instant may both run."""
+    owner = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _read_owner(path)
+            if _is_stale(holder):
+                path.unlink(missing_ok=True)
+                continue
+            yield f"{holder.get('host', '?')} pid {holder.get('pid', '?')}"
+            return
+        with os.fdopen(fd, "w") as f:
+            json.dump(owner, f)
+        try:
+            yield None
+        finally:
+            path.unlink(missing_ok=True)
+        return
+    yield "another launcher (its lock came back while taking over a stale one)"
+
+
+def _read_owner(path: Path) -> dict:
+    try:
+        owner = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}  # being written right now, or gone: treat as held
+    return owner if isinstance(owner, dict) else {}
+
+
+def _is_stale(owner: dict) -> bool:
+    """Owned by a process of this host that no longer exists."""
+    pid = owner.get("pid")
+    if owner.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 def _clock(seconds: float) -> str:

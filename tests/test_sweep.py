@@ -97,3 +97,43 @@ def test_grid_values_that_print_alike_are_refused_before_the_first_run(tmp_path)
     path = write_sweep(tmp_path, grid={"train.learning_rate": [1e-4, 1.0000001e-4]})
     with pytest.raises(ConfigError, match=r"learning_rate=0\.0001 and learning_rate=0\.00010000001"):
         load_sweep(path)
+
+
+def test_two_sweeps_at_once_never_train_the_same_run_twice(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    path, runs = write_sweep(tmp_path), tmp_path / "runs"
+    env = {**os.environ, "PYTHONPATH": str(CONFIGS.parent)}
+    command = [sys.executable, "-m", "finetune_cli", "sweep", str(path), "--runs-dir", str(runs)]
+    launchers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                 for _ in range(2)]
+    outputs = [p.communicate(timeout=600) for p in launchers]
+    assert all(p.returncode == 0 for p in launchers), [err[-2000:] for _, err in outputs]
+    completed = [line.split()[1] for out, _ in outputs for line in out.splitlines() if line.startswith("completed")]
+    assert sorted(completed) == sorted(str(runs / "tiny" / n) for n in
+                                       ("mode=full_seed=0", "mode=full_seed=1", "mode=top_seed=0", "mode=top_seed=1"))
+    for folder in (runs / "tiny").iterdir():
+        metrics = (folder / "metrics.jsonl").read_text().splitlines()
+        assert len(metrics) == 1 and json.loads((folder / "summary.json").read_text())["status"] == "completed"
+    assert not list((runs / "tiny").glob(".*.lock"))  # every lock released
+
+
+def test_a_lock_of_a_dead_process_is_taken_over_and_one_of_another_host_is_respected(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    path, runs = write_sweep(tmp_path, grid={"method.mode": ["top"], "seed": [0, 1]}), tmp_path / "runs"
+    (runs / "tiny").mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (runs / "tiny" / ".mode=top_seed=0.lock").write_text(
+        json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout), "since": 0}))
+    (runs / "tiny" / ".mode=top_seed=1.lock").write_text(json.dumps({"host": "elsewhere", "pid": 1, "since": 0}))
+    result = ftcli("sweep", path, "--runs-dir", runs)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split() == ["completed", str(runs / "tiny" / "mode=top_seed=0"),
+                                     "busy", str(runs / "tiny" / "mode=top_seed=1")]
+    assert "mode=top_seed=1 is being trained by elsewhere pid 1; skipped" in result.output
+    assert not (runs / "tiny" / "mode=top_seed=1").exists()
