@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .config import RunConfig, config_from_dict, read_yaml
-from .errors import FtcliError
+from .errors import FtcliError, first_line
 from .methods import Predicate, apply_method
 from .models import load_backbone
 from .results import CONFIG_FILE, WEIGHTS_FILE, read_summary
@@ -49,7 +49,7 @@ def read_trained(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         with safe_open(str(path), framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})  # noqa: SIM118
     except (SafetensorError, OSError, ValueError) as e:
-        raise ArtifactError(f"{path}: not a safetensors file ({str(e).splitlines()[0]})") from None
+        raise ArtifactError(f"{path}: not a safetensors file ({first_line(e)})") from None
 
 
 def load_run_model(run_dir: Path) -> LoadedRun:

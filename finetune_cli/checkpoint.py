@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import FtcliError
+from .errors import FtcliError, first_line
 from .results import write_atomic
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -95,7 +95,7 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler) ->
         check_shapes(tensors, model)
         return restore(meta, tensors, model, optimizer, scheduler)
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
-        reason = f"missing {e}" if isinstance(e, KeyError) else (str(e).splitlines() or [e.__class__.__name__])[0]
+        reason = f"missing {e}" if isinstance(e, KeyError) else first_line(e)
         raise CheckpointError(f"{path}: does not fit this run ({reason}); {RESTART}") from None
 
 

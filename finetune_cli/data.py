@@ -11,7 +11,6 @@ import json
 import logging
 import math
 import random
-import reprlib
 import zlib
 from dataclasses import dataclass
 from importlib import resources
@@ -21,7 +20,7 @@ from typing import Any
 import torch
 
 from .config import DataConfig
-from .errors import DataError
+from .errors import DataError, error_text, first_line, short_repr
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +146,7 @@ def load_hub(spec: DatasetSpec) -> dict[str, Rows]:
         ds = datasets.load_dataset(spec.hub_id)
     except Exception as e:  # noqa: BLE001 - any failure means "not available", reported as one line
         raise DataError(f"cannot load {spec.hub_id} from the Hugging Face Hub: "
-                        f"{e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+                        f"{error_text(e)}") from e
     return {split: ds[split].to_list() for split in ds if split in SPLITS}
 
 
@@ -169,22 +168,6 @@ def _file_type(path: Path) -> str | None:
     return FILE_TYPES.get(suffixes[-1]) if suffixes else None
 
 
-_SHORT = reprlib.Repr()
-_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlevel = 30, 30, 2
-
-
-def _short(value: Any) -> str:
-    """A value as it appears in a message: one line, at most about 40 characters."""
-    text = _SHORT.repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _reason(e: BaseException) -> str:
-    """The first line of an exception's message, at most 80 characters."""
-    text = (str(e).splitlines() or [e.__class__.__name__])[0]
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _at(row: int, line: int) -> str:
     """`row N` (the Nth record), with its line where the two differ (blank lines, CSV header)."""
     return f"row {row}" if row == line else f"row {row} (line {line})"
@@ -197,8 +180,9 @@ def _read_bytes(path: Path) -> bytes:
                 return f.read()
         return path.read_bytes()
     except (OSError, EOFError, zlib.error) as e:  # unreadable, not gzip, truncated gzip
-        reason = getattr(e, "strerror", None) or (str(e).splitlines() or [""])[0]
-        raise DataError(f"{path}: cannot read ({e.__class__.__name__}: {reason})") from None
+        strerror = getattr(e, "strerror", None)
+        reason = f"{e.__class__.__name__}: {strerror}" if strerror else error_text(e)
+        raise DataError(f"{path}: cannot read ({reason})") from None
 
 
 def read_json_rows(path: Path) -> Rows:
@@ -218,10 +202,10 @@ def read_json_rows(path: Path) -> Rows:
         except json.JSONDecodeError as e:
             raise DataError(f"{path}: not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
         except (ValueError, RecursionError) as e:  # a >4300-digit number, absurd nesting
-            raise DataError(f"{path}: not valid JSON ({e.__class__.__name__}: {_reason(e)})") from None
+            raise DataError(f"{path}: not valid JSON ({e.__class__.__name__}: {first_line(e, 80)})") from None
         for row, item in enumerate(items if isinstance(items, list) else [], start=1):
             if not isinstance(item, dict):
-                raise DataError(f"{path}: row {row}: expected a JSON object, got {_short(item)}")
+                raise DataError(f"{path}: row {row}: expected a JSON object, got {short_repr(item)}")
         return items
     rows: Rows = []
     for line, data in enumerate(raw.split(b"\n"), start=1):
@@ -237,9 +221,9 @@ def read_json_rows(path: Path) -> Rows:
         except json.JSONDecodeError as e:
             raise DataError(f"{path}: {at}: not valid JSON ({e.msg} at column {e.colno})") from None
         except (ValueError, RecursionError) as e:  # a >4300-digit number, absurd nesting
-            raise DataError(f"{path}: {at}: not valid JSON ({e.__class__.__name__}: {_reason(e)})") from None
+            raise DataError(f"{path}: {at}: not valid JSON ({e.__class__.__name__}: {first_line(e, 80)})") from None
         if not isinstance(item, dict):
-            raise DataError(f"{path}: {at}: expected a JSON object, got {_short(item)}")
+            raise DataError(f"{path}: {at}: expected a JSON object, got {short_repr(item)}")
         rows.append(item)
     return rows
 
@@ -262,7 +246,7 @@ def _csv_problem(path: Path) -> str | None:
             row += 1
             if len(fields) != len(header):
                 return (f"{_at(row, reader.line_num)}: {len(fields)} fields, but the header has "
-                        f"{len(header)} ({_short(','.join(header))})")
+                        f"{len(header)} ({short_repr(','.join(header))})")
     except csv.Error as e:
         return f"line {reader.line_num}: not valid CSV ({e})"
     return None if row else "no rows after the header line"
@@ -302,8 +286,7 @@ def read_data_file(path: Path) -> Rows:
             raise DataError(f"{path}: {problem}") from e
         cause = e.__cause__ or e.__context__ if e.__class__.__name__ == "DatasetGenerationError" else None
         shown = cause or e
-        first = str(shown).splitlines()[0] if str(shown) else ""
-        raise DataError(f"{path}: cannot read as {kind}: {shown.__class__.__name__}: {first}") from e
+        raise DataError(f"{path}: cannot read as {kind}: {error_text(shown)}") from e
     return ds.to_list()
 
 
@@ -345,7 +328,7 @@ def check_rows(rows: Rows, spec: DatasetSpec, where: str) -> Rows:
     for i, row in enumerate(rows, start=1):
         missing = [k for k in needed if k not in row]
         if missing:
-            found = ", ".join(_short(k) for k in list(row)[:8]) or "none"
+            found = ", ".join(short_repr(k) for k in list(row)[:8]) or "none"
             raise DataError(f"{where}: row {i}: missing column(s) {', '.join(missing)}; "
                             f"{spec.name} needs {', '.join(needed)} (found: {found})")
         label = row["label"]
@@ -357,11 +340,11 @@ def check_rows(rows: Rows, spec: DatasetSpec, where: str) -> Rows:
             hint = ""
             if isinstance(label, str) and label in spec.label_names:
                 hint = f"; labels are ids: write {spec.label_names.index(label)} for {label!r}"
-            raise DataError(f"{where}: row {i}: label {_short(label)} is not in 0..{spec.num_labels - 1} "
+            raise DataError(f"{where}: row {i}: label {short_repr(label)} is not in 0..{spec.num_labels - 1} "
                             f"({', '.join(spec.label_names)}){hint}")
         for k in spec.text_fields:
             if not isinstance(row[k], str) or not row[k].strip():
-                raise DataError(f"{where}: row {i}: {k!r} is empty or not text (got {_short(row[k])})")
+                raise DataError(f"{where}: row {i}: {k!r} is empty or not text (got {short_repr(row[k])})")
             if unicode_problem(row[k]):
                 raise DataError(f"{where}: row {i}: {k!r} {unicode_problem(row[k])}")
         out.append({**{k: row[k] for k in spec.text_fields}, "label": label})

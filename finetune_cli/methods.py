@@ -15,7 +15,7 @@ from torch import nn
 
 from .adapters import Adapter, add_layerwise_adapters, add_pfeiffer_adapters, add_top_adapter, encoder_layers
 from .config import MethodConfig
-from .errors import ConfigError
+from .errors import ConfigError, first_line
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,7 @@ def _inject_peft(model: nn.Module, m: MethodConfig) -> None:
     try:
         peft.inject_adapter_in_model(peft_config(m), model)
     except ValueError as e:  # e.g. no module matches target_modules
-        reason = (str(e).splitlines() or [e.__class__.__name__])[0]
-        raise ConfigError(f"method.{m.mode}.target_modules: {reason[:160]}") from None
+        raise ConfigError(f"method.{m.mode}.target_modules: {first_line(e, 160)}") from None
 
 
 MODES = {

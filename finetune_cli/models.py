@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
-from .errors import ModelError
+from .errors import ModelError, error_text
 
 MINILM = "minilm-l6"
 MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # the same weights on the Hub
@@ -87,8 +87,7 @@ def _pretrained(source: str, num_labels: int, overrides: dict[str, float]) -> tu
         model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=num_labels,
                                                                    **overrides)
     except Exception as e:  # noqa: BLE001 - offline, missing or not an encoder: one line
-        first = str(e).splitlines()[0] if str(e) else ""
-        raise ModelError(f"model.name: cannot load {source!r}: {e.__class__.__name__}: {first}") from e
+        raise ModelError(f"model.name: cannot load {source!r}: {error_text(e)}") from e
     return model, tokenizer
 
 

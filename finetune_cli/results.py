@@ -28,8 +28,8 @@ from typing import Any
 
 import yaml
 
-from .config import RunConfig, _describe, config_from_dict, config_to_dict, dump_yaml, safe_load
-from .errors import ConfigError, FtcliError, StorageError
+from .config import RunConfig, config_from_dict, config_to_dict, dump_yaml, safe_load
+from .errors import ConfigError, FtcliError, StorageError, error_text, short_repr
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -204,10 +204,10 @@ def summary_problem(summary: dict) -> str | None:
         if key not in summary:
             return f"{key}: missing"
         if not is_a(summary[key], kind):
-            return f"{key}: got {_describe(summary[key])}, expected {kind}"
+            return f"{key}: got {short_repr(summary[key])}, expected {kind}"
     for key, kind in OPTIONAL_FIELDS.items():
         if summary.get(key) is not None and not is_a(summary[key], kind):
-            return f"{key}: got {_describe(summary[key])}, expected {kind} or null"
+            return f"{key}: got {short_repr(summary[key])}, expected {kind} or null"
     return None
 
 
@@ -216,7 +216,7 @@ def metrics_problem(metrics: list) -> str | None:
     for line, record in enumerate(metrics, start=1):
         if not (isinstance(record, dict) and is_a(record.get("epoch"), INTEGER)
                 and is_a(record.get("val_accuracy"), NUMBER)):
-            return f"line {line}: expected an object with epoch and val_accuracy, got {_describe(record)}"
+            return f"line {line}: expected an object with epoch and val_accuracy, got {short_repr(record)}"
     return None
 
 
@@ -232,7 +232,7 @@ def read_run(path: Path) -> Run:
         lines = metrics_path.read_text().splitlines() if metrics_path.exists() else []
         metrics = [json.loads(line) for line in lines if line.strip()]
     except (OSError, ValueError, yaml.YAMLError) as e:
-        raise ValueError(f"unreadable record: {e.__class__.__name__}: {str(e).splitlines()[0]}") from None
+        raise ValueError(f"unreadable record: {error_text(e)}") from None
     if not isinstance(summary, dict) or not isinstance(config, dict):
         raise ValueError("summary.json or config.yaml is not a mapping")
     status = summary.get("status")

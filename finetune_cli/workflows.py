@@ -6,8 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig, _describe, config_to_dict, default_run_name, read_yaml
-from .errors import ConfigError
+from .config import RunConfig, config_to_dict, default_run_name, read_yaml
+from .errors import ConfigError, short_repr
 from .results import CONFIG_FILE, RunFolder, check_writable, normalized, read_summary
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def predict_runs(run_dirs: list[Path], rows: list[dict]) -> tuple[list[dict], di
         raise ConfigError("predict: two runs have the same folder name; rename one")
     for i, row in enumerate(rows, start=1):
         if not isinstance(row.get("run", ""), str):
-            raise DataError(f"input row {i}: run: expected the name of a run folder, got {_describe(row['run'])}")
+            raise DataError(f"input row {i}: run: expected the name of a run folder, got {short_repr(row['run'])}")
     unknown = {row["run"] for row in rows if "run" in row} - set(names)
     if unknown:
         raise ConfigError(f"predict: rows name runs that were not given: {', '.join(sorted(unknown))}")
