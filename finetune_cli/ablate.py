@@ -5,18 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
-from .adapters import Adapter, encoder_layers
+from .adapters import adapters_in, bypassed, encoder_layers
 from .artifacts import load_run_model
 from .errors import FtcliError
 from .results import check_writable
-
-
-def set_adapters_active(layer: torch.nn.Module, active: bool) -> None:
-    for module in layer.modules():
-        if isinstance(module, Adapter):
-            module.active = active
 
 
 def ablate_run(run_dir: Path, out_dir: Path, split: str = "validation") -> dict:
@@ -40,11 +32,8 @@ def ablate_run(run_dir: Path, out_dir: Path, split: str = "validation") -> dict:
     cells = []
     for i in range(len(layers)):
         for j in range(i, len(layers)):
-            for k in range(i, j + 1):
-                set_adapters_active(layers[k], False)
-            acc = evaluate(model, loader, accelerator)["accuracy"]
-            for k in range(i, j + 1):
-                set_adapters_active(layers[k], True)
+            with bypassed(a for k in range(i, j + 1) for a in adapters_in(layers[k])):
+                acc = evaluate(model, loader, accelerator)["accuracy"]
             cells.append({"first": i, "last": j, "accuracy": acc, "relative_drop_pct": relative_drop(intact, acc)})
     result = {"run": str(run_dir), "split": split, "examples": len(encoded), "intact_accuracy": intact, "cells": cells}
     out_dir.mkdir(parents=True, exist_ok=True)
