@@ -8,7 +8,7 @@ from pathlib import Path
 from .adapters import adapters_in, bypassed, encoder_layers
 from .artifacts import load_run_model
 from .errors import FtcliError
-from .results import check_writable
+from .runfolder import check_writable
 
 
 def ablate_run(run_dir: Path, out_dir: Path, split: str = "validation") -> dict:
@@ -54,7 +54,7 @@ def _pct(value: float | None, digits: int) -> str:
 def write_tables(result: dict, out_dir: Path) -> None:
     import json
 
-    from .results import write_atomic
+    from .runfolder import write_atomic
 
     write_atomic(out_dir / "ablation.json", (json.dumps(result, indent=2) + "\n").encode())
     lines = ["| first layer | last layer | accuracy | relative drop (%) |", "|---|---|---|---|"]

@@ -19,7 +19,7 @@ from .config import RunConfig, config_from_dict, read_yaml
 from .errors import FtcliError, first_line
 from .methods import Predicate, apply_method
 from .models import load_backbone
-from .results import CONFIG_FILE, WEIGHTS_FILE, read_summary
+from .runfolder import CONFIG_FILE, WEIGHTS_FILE, read_summary
 
 log = logging.getLogger(__name__)
 

@@ -565,7 +565,7 @@ def render_table(result: dict[str, Any]):
 
 
 def write_json(result: dict[str, Any], path: Path) -> None:
-    from .results import write_json as write_json_atomic
+    from .runfolder import write_json as write_json_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, result)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .errors import FtcliError, first_line
-from .results import write_atomic
+from .runfolder import write_atomic
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 

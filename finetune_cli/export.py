@@ -28,7 +28,7 @@ from .adapters import Adapter, NormWithAdapter
 from .artifacts import ArtifactError, LoadedRun, load_run_model
 from .methods import modules_to_save, peft_config, trained_state_dict
 from .models import MINILM, MINILM_HUB_ID, load_backbone
-from .results import write_json
+from .runfolder import write_json
 
 TRANSFORMERS_MODES = ("full", "head", "layernorm", "top_layers", "bitfit")
 PEFT_MODES = ("lora", "ia3")

@@ -30,7 +30,7 @@ from typing import Any
 
 from .config import RunConfig, apply_overrides, check_name, config_from_dict, parse_override, read_yaml
 from .errors import ConfigError
-from .results import read_summary
+from .runfolder import read_summary
 
 SWEEP_KEYS = ("base", "name", "set", "grid", "rules")
 

@@ -1,14 +1,27 @@
-"""What each CLI command does, as plain functions (the CLI only parses and renders)."""
+"""What each CLI command does, as plain functions (the CLI only parses and renders): training one
+run and recording it (how it ended included), resuming, predicting with several runs."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from . import memory
+from .artifacts import load_run_model, predict, share_frozen
+from .checkpoint import CHECKPOINT_FILE
 from .config import RunConfig, config_to_dict, default_run_name, read_yaml
-from .errors import ConfigError, short_repr
-from .results import CONFIG_FILE, RunFolder, check_writable, normalized, read_summary
+from .data import read_json_rows, unicode_problem
+from .errors import ConfigError, DataError, FtcliError, short_repr
+from .methods import MODES
+from .results import normalized
+from .runfolder import CONFIG_FILE, WEIGHTS_FILE, RunFolder, check_writable, library_versions, read_summary
+from .train import Experiment, distributed_state, evaluate, prepare_experiment, train
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +41,6 @@ def train_from_config(cfg: RunConfig, config_path: Path, runs_dir: Path, overwri
                       resume: bool = False) -> dict:
     """Run a config into runs_dir/NAME. Refuses to overwrite silently; `resume` continues an
     interrupted run from its last epoch checkpoint (a completed run is left as it is)."""
-    from .train import distributed_state, prepare_experiment, run_and_record
-
     path = Path(runs_dir) / default_run_name(cfg, config_path)
     enabled = distributed_state().is_main_process
     if enabled:
@@ -53,8 +64,6 @@ def train_from_config(cfg: RunConfig, config_path: Path, runs_dir: Path, overwri
 
 def read_inputs(texts: list[str], pairs: list[str], file: Path | None) -> list[dict]:
     """Inputs to predict: `--text` (with `--pair` for sentence-pair tasks) or a JSON Lines file."""
-    from .data import read_json_rows
-
     rows = [{"text": t, "premise": t} for t in texts]
     if pairs:
         if len(pairs) != len(texts):
@@ -74,10 +83,6 @@ def predict_runs(run_dirs: list[Path], rows: list[dict]) -> tuple[list[dict], di
     A row with a `run` field goes to that run (folder name) only; other rows go to every run.
     Returns the predictions and the bytes: per-task trained files, a full model copy, memory saved.
     """
-    from .artifacts import load_run_model, predict, share_frozen
-    from .data import DataError, unicode_problem
-    from .results import WEIGHTS_FILE
-
     names = [Path(p).name for p in run_dirs]
     if len(set(names)) != len(names):
         raise ConfigError("predict: two runs have the same folder name; rename one")
@@ -106,3 +111,103 @@ def predict_runs(run_dirs: list[Path], rows: list[dict]) -> tuple[list[dict], di
     sizes = {"full_model_bytes": full_bytes, "shared_bytes_saved": saved,
              **{f"{r.path.name}_bytes": (r.path / WEIGHTS_FILE).stat().st_size for r in runs}}
     return sorted(out, key=lambda p: (p["index"], p["run"])), sizes
+
+
+def describe(exp: Experiment) -> dict[str, Any]:
+    """What the run is, known before training: the first half of its summary."""
+    method = exp.cfg.method
+    return {
+        "name": None, "status": "running", "dataset": exp.spec.name, "mode": method.mode,
+        "bottleneck": method.bottleneck if MODES[method.mode].sized_by_bottleneck else None,
+        "model": exp.backbone.name, "backbone_sha256": exp.backbone.sha256,
+        "trainable_params": exp.counts.trainable, "total_params": exp.counts.total,
+        "backbone_params": exp.counts.backbone, "trainable_pct": exp.counts.trainable_pct,
+        "seed": exp.cfg.seed, "epochs": exp.cfg.train.epochs, "data_source": exp.data.source,
+        "data_sizes": exp.data.sizes(), "label_names": list(exp.spec.label_names),
+        "versions": library_versions(),
+    }
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM (e.g. a scheduler killing the job) ends the run like Ctrl-C: marked `interrupted`."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_and_record(cfg: RunConfig, folder: RunFolder, console=None, resume: bool = False,
+                   exp: Experiment | None = None) -> dict[str, Any]:
+    """Train and test one config (prepared as `exp`, or here), recording everything in `folder`.
+
+    Once the summary says `running`, every way out but kill -9 records how the run ended:
+    `completed`, `interrupted` (Ctrl-C, SIGTERM) or `failed` (any error, e.g. a full disk).
+    """
+    exp = exp or prepare_experiment(cfg)
+    folder.write_config(config_to_dict(cfg))
+    summary = {**describe(exp), "name": folder.path.name}
+    if console is not None and folder.enabled:
+        console.print(exp.counts.line())
+    with sigterm_as_interrupt():
+        try:
+            folder.write_summary(summary)
+            summary = train_and_test(exp, folder, summary, console, resume)
+        except (KeyboardInterrupt, Exception) as e:
+            status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+            record_end(folder, {**summary, "status": status, "error": str(e) or e.__class__.__name__})
+            raise
+    folder.remove(CHECKPOINT_FILE)  # the run is complete: the trained file is all that is needed
+    return summary
+
+
+def train_and_test(exp: Experiment, folder: RunFolder, summary: dict[str, Any], console,
+                   resume: bool) -> dict[str, Any]:
+    """Train, save the best epoch, and test it; returns the completed summary (also written).
+
+    The inference accuracy is measured on the model rebuilt from the run folder (backbone +
+    trained.safetensors), so the number describes the artifact that was saved.
+    """
+    started = time.time()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    peak_was_reset = memory.reset_peak(device)  # this run's peak, not the sweep process's
+    out = train(exp, folder.write_metrics, console, folder.path / CHECKPOINT_FILE, resume)
+    # The checkpoint is written before metrics.jsonl and holds every epoch's record: a kill between
+    # the two in the last epoch leaves nothing for a resumed loop to do, so the file is rewritten here.
+    folder.write_metrics(out["metrics"])
+    peak_memory, peak_memory_method = memory.peak_mb(device, peak_was_reset)  # before a reloaded copy exists
+    size = folder.save_trained(out["best_state"], {"backbone_sha256": exp.backbone.sha256,
+                                                   "model": exp.backbone.name, "mode": exp.cfg.method.mode})
+    accelerator = out["accelerator"]
+    accelerator.wait_for_everyone()
+    reloaded = load_run_model(folder.path).model.to(accelerator.device)
+    test = evaluate(reloaded, out["test_loader"], accelerator)
+    best = out["best"]
+    summary = {
+        **summary, "status": "completed", "best_epoch": best["epoch"], "best_val_loss": best["val_loss"],
+        "best_val_accuracy": best["val_accuracy"], "inference_accuracy": test["accuracy"],
+        "test_loss": test["loss"], "train_seconds": out["train_seconds"],
+        "train_examples_per_s": out["train_examples_per_s"], "wall_seconds": time.time() - started,
+        "peak_memory_mb": peak_memory, "peak_memory_method": peak_memory_method, "device": out["device"],
+        "num_processes": out["num_processes"], "trained_file_bytes": size, "pad_ratio": out["pad_ratio"],
+        "cached_features": out["cached_features"],
+    }
+    folder.write_summary(summary)
+    return summary
+
+
+def record_end(folder: RunFolder, summary: dict[str, Any]) -> None:
+    """Write the summary of a run that stopped; on a full disk even this may fail, which must not
+    hide the error that stopped the run."""
+    try:
+        folder.write_summary(summary)
+    except (FtcliError, OSError) as e:
+        log.warning("%s: could not record status %r (%s)", folder.path, summary["status"], e)

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from finetune_cli import __version__
 from finetune_cli.cli import app
-from finetune_cli.results import RUN_FILES
+from finetune_cli.runfolder import RUN_FILES
 
 runner = CliRunner()
 FAST = ["--set", "data.max_train_samples=48", "--set", "data.max_eval_samples=16", "--set", "train.epochs=1"]

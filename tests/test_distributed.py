@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import CONFIGS
 
-from finetune_cli.results import RUN_FILES
+from finetune_cli.runfolder import RUN_FILES
 
 
 @pytest.mark.parametrize("mode", ["layerwise", "top"])  # top: the cached frozen encoder under DDP

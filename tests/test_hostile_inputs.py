@@ -40,7 +40,7 @@ def no_loading(monkeypatch):
     def loads(*args, **kwargs):
         raise AssertionError("loaded data or a model before checking where results go")
 
-    monkeypatch.setattr("finetune_cli.train.prepare_experiment", loads)
+    monkeypatch.setattr("finetune_cli.workflows.prepare_experiment", loads)
     monkeypatch.setattr("finetune_cli.ablate.load_run_model", loads)
 
 

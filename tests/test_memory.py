@@ -11,8 +11,8 @@ from conftest import tiny_config
 
 from finetune_cli import memory
 from finetune_cli.config import config_from_dict
-from finetune_cli.results import RunFolder
-from finetune_cli.train import run_and_record
+from finetune_cli.runfolder import RunFolder
+from finetune_cli.workflows import run_and_record
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM reset is Linux-only")
