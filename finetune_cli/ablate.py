@@ -15,7 +15,8 @@ def ablate_run(run_dir: Path, out_dir: Path, split: str = "validation") -> dict:
     """Evaluate the intact model and each span with adapters bypassed; write CSV, markdown, PNG."""
     from accelerate import Accelerator
 
-    from .data import encode, load_data, make_loader
+    from .batching import encode, make_loader
+    from .data import load_data
     from .train import evaluate
 
     check_writable(out_dir, "--out-dir")  # before minutes of loading

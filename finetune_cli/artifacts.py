@@ -54,7 +54,7 @@ def read_trained(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 
 def load_run_model(run_dir: Path) -> LoadedRun:
     """Rebuild the classifier of a run: backbone (hash-checked) + surgery + trained tensors."""
-    from .data import DATASETS
+    from .tasks import DATASETS
 
     run_dir = Path(run_dir)
     cfg = config_from_dict(read_yaml(run_dir / CONFIG_FILE))
@@ -102,7 +102,7 @@ def share_frozen(runs: list[LoadedRun]) -> int:
 
 def predict(run: LoadedRun, rows: list[dict], batch_size: int = 64) -> list[dict]:
     """Label and probabilities for each row (rows hold the data set's text fields)."""
-    from .data import collate
+    from .batching import collate
 
     out = []
     for start in range(0, len(rows), batch_size):
@@ -132,7 +132,7 @@ def label_of(run: LoadedRun, probs: torch.Tensor) -> dict[str, Any]:
 
 
 class _Enc:
-    """Adapts a tokenizer output to what `data.collate` reads."""
+    """Adapts a tokenizer output to what `batching.collate` reads."""
 
     def __init__(self, enc):
         self.input_ids, self.token_type_ids = enc["input_ids"], enc["token_type_ids"]

@@ -51,12 +51,14 @@ class Inputs:
 
 def make_inputs(tokenizer: Any, dataset: str, seq: int, batch: int, eval_batch: int,
                 max_batches: int = 8) -> Inputs:
-    """Tokenize the bundled sample's training split with the product's `data.encode`, keep the
-    examples that fill `seq` tokens, and batch them with the product's `data.collate`.
+    """Tokenize the bundled sample's training split with the product's `batching.encode`, keep the
+    examples that fill `seq` tokens, and batch them with the product's `batching.collate`.
 
     Data sets of short texts (SNLI, AG News at seq 128) have too few such examples: their texts
     are then concatenated into one stream and cut into [CLS] chunk [SEP] pieces of `seq` tokens."""
-    from .data import DATASETS, Encoded, collate, encode, load_sample
+    from .batching import Encoded, collate, encode
+    from .data import load_sample
+    from .tasks import DATASETS
 
     if dataset not in DATASETS:
         raise ConfigError(f"--dataset: got {dataset!r}, expected one of {', '.join(DATASETS)}")
@@ -86,7 +88,7 @@ def make_inputs(tokenizer: Any, dataset: str, seq: int, batch: int, eval_batch: 
 
 
 def _packed(rows, spec, tokenizer, seq: int, n: int):
-    from .data import Encoded
+    from .batching import Encoded
 
     stream: list[int] = []
     labels: list[int] = []

@@ -123,7 +123,7 @@ class TrainConfig:
     warmup_ratio: float = _f(0.1, lo=0.0, hi=1.0)
     # Gradient clipping by global norm; null = no clipping.
     max_grad_norm: Optional[float] = _f(1.0, lo=0.0, hi=1e6, lo_open=True)
-    # Batch examples of similar length (less padding, same data per epoch); see data.BatchPlan.
+    # Batch examples of similar length (less padding, same data per epoch); see batching.BatchPlan.
     group_by_length: bool = True
     # Mixed precision through accelerate: no | bf16 | fp16 (fp16 needs a GPU).
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"

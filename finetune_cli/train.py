@@ -16,14 +16,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from .batching import Encoded, encode, make_loader
 from .cache import cached_classifier
 from .checkpoint import LoopState, load_checkpoint, save_checkpoint
 from .config import RunConfig, TrainConfig
-from .data import DatasetSpec, Encoded, LoadedData, encode, load_data, make_loader
+from .data import LoadedData, load_data
 from .errors import FtcliError
 from .methods import ParamCounts, Predicate, apply_method, count_params, trained_state_dict
 from .models import Backbone, load_backbone
 from .progress import TrainProgress
+from .tasks import DatasetSpec
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ from . import memory
 from .artifacts import load_run_model, predict, share_frozen
 from .checkpoint import CHECKPOINT_FILE
 from .config import RunConfig, config_to_dict, default_run_name, read_yaml
-from .data import read_json_rows, unicode_problem
+from .data import unicode_problem
+from .datafiles import read_json_rows
 from .errors import ConfigError, DataError, FtcliError, short_repr
 from .methods import MODES
 from .results import normalized

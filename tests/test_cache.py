@@ -9,11 +9,13 @@ import torch
 from conftest import tiny_config
 
 import finetune_cli.train as train_module
+from finetune_cli.batching import encode, make_loader
 from finetune_cli.cache import CachedClassifier, find_cut
 from finetune_cli.config import MethodConfig, ModelConfig, config_from_dict
-from finetune_cli.data import DATASETS, encode, load_sample, make_loader
+from finetune_cli.data import load_sample
 from finetune_cli.methods import apply_method
 from finetune_cli.models import load_backbone
+from finetune_cli.tasks import DATASETS
 
 MODES = ["full", "layerwise", "top", "top_layers", "layernorm", "head", "pfeiffer", "lora", "ia3", "bitfit"]
 
