@@ -54,6 +54,25 @@ class Experiment:
         return self.data.spec
 
 
+@dataclass
+class TrainResult:
+    """What `train` hands back: the best epoch (its trained state is loaded into the model), every
+    epoch's record, throughput, and the accelerator and prepared test loader, with which the caller
+    tests the artifact reloaded from disk."""
+
+    best: dict[str, Any]  # the best epoch's record (as written to metrics.jsonl)
+    best_state: dict[str, torch.Tensor]  # its trained parameters
+    metrics: list[dict[str, Any]]  # one record per epoch
+    train_seconds: float
+    train_examples_per_s: float
+    pad_ratio: float  # tokens computed / real tokens, mean over epochs
+    device: str
+    num_processes: int
+    cached_features: str | None  # what the frozen-encoder cache kept per example; None: no cache
+    accelerator: Any
+    test_loader: Any
+
+
 def distributed_state():
     """accelerate's process state; without CUDA, several processes (torchrun) use gloo on the CPU."""
     from accelerate import PartialState
@@ -161,13 +180,12 @@ def train_one_epoch(model, loader, optimizer, scheduler, accelerator, max_grad_n
 
 
 def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = None,
-          resume: bool = False) -> dict[str, Any]:
+          resume: bool = False) -> TrainResult:
     """Train, evaluate after each epoch, and restore the best epoch by validation accuracy.
 
     `on_epoch(metrics)` gets the records of all epochs so far after every epoch. With `checkpoint`,
     the loop state is saved there at every epoch end, and `resume` continues from it.
-    Returns the best epoch's record and trained state, every epoch's record, timings, pad ratio, and
-    the accelerator and prepared test loader (the caller tests the artifact reloaded from disk).
+    The model ends with the best epoch's trained state loaded.
     """
 
     cfg = exp.cfg.train
@@ -214,9 +232,9 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
             progress.end_epoch(epoch, val)
             on_epoch(loop.metrics)
     plain.load_state_dict(loop.best_state, strict=False)  # the paper's model selection: best val epoch
-    return {"best": loop.best, "pad_ratio": sum(m["pad_ratio"] for m in loop.metrics) / len(loop.metrics),
-            "metrics": loop.metrics, "train_seconds": loop.train_seconds,
-            "train_examples_per_s": loop.examples / max(loop.train_seconds, 1e-9), "best_state": loop.best_state,
-            "device": str(accelerator.device), "num_processes": accelerator.num_processes,
-            "cached_features": None if cached is None else cached.cut.keep,
-            "accelerator": accelerator, "test_loader": test_loader}
+    return TrainResult(
+        best=loop.best, best_state=loop.best_state, metrics=loop.metrics, train_seconds=loop.train_seconds,
+        train_examples_per_s=loop.examples / max(loop.train_seconds, 1e-9),
+        pad_ratio=sum(m["pad_ratio"] for m in loop.metrics) / len(loop.metrics), device=str(accelerator.device),
+        num_processes=accelerator.num_processes, cached_features=None if cached is None else cached.cut.keep,
+        accelerator=accelerator, test_loader=test_loader)

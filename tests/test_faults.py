@@ -18,6 +18,7 @@ from conftest import tiny_config
 from finetune_cli.artifacts import ArtifactError, load_run_model
 from finetune_cli.config import config_from_dict
 from finetune_cli.runfolder import RunFolder
+from finetune_cli.workflows import RunSummary
 
 SLOW_ENOUGH = {"data": {"max_train_samples": 400, "max_eval_samples": 32}, "train": {"epochs": 4, "batch_size": 8}}
 DETERMINISTIC_KEYS = ("epoch", "train_loss", "val_loss", "val_accuracy", "learning_rate_end")
@@ -146,15 +147,17 @@ def test_reloaded_artifact_gives_identical_logits(tmp_path, mode):
     captured["model"].eval()
     with torch.no_grad():
         assert torch.equal(captured["model"](**batch).logits, reloaded.model(**batch).logits)
-    assert summary["status"] == "completed"
+    assert summary.status == "completed"
 
 
 def test_reload_refuses_another_backbone_and_non_safetensors(tmp_path):
     from finetune_cli.workflows import run_and_record
 
     folder = RunFolder.create(tmp_path, "run")
-    run_and_record(config_from_dict(tiny_config("top")), folder)
+    recorded = run_and_record(config_from_dict(tiny_config("top")), folder)
     summary = json.loads((folder.path / "summary.json").read_text())
+    assert recorded.to_json() == summary == RunSummary.from_json(summary).to_json()  # typed, same JSON
+    assert list(summary)[:3] == ["name", "status", "dataset"] and list(summary)[-1] == "cached_features"
     import finetune_cli.models as models
 
     original = models.TINY_SEED
@@ -197,7 +200,7 @@ def test_a_kill_right_after_the_last_checkpoint_loses_no_epoch_on_resume(tmp_pat
     assert epochs_recorded(folder.path) == [1]
     monkeypatch.undo()
     summary = run_and_record(cfg, folder, resume=True)
-    assert summary["status"] == "completed" and epochs_recorded(folder.path) == [1, 2]
+    assert summary.status == "completed" and epochs_recorded(folder.path) == [1, 2]
 
 
 @pytest.mark.parametrize("stage", ["finetune_cli.runfolder.RunFolder.save_trained",

@@ -21,8 +21,8 @@ def test_a_runs_peak_memory_excludes_what_the_process_did_before(tmp_path):
     del spike
     lifetime_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     summary = run_and_record(config_from_dict(tiny_config("top")), RunFolder.create(tmp_path, "run"))
-    assert summary["peak_memory_method"] == memory.CPU_RESET
-    assert 0 < summary["peak_memory_mb"] < lifetime_mb - 256
+    assert summary.outcome.peak_memory_method == memory.CPU_RESET
+    assert 0 < summary.outcome.peak_memory_mb < lifetime_mb - 256
 
 
 def test_without_a_reset_the_lifetime_peak_is_reported_as_such():
