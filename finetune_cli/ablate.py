@@ -5,20 +5,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+from accelerate import Accelerator
+
 from .adapters import adapters_in, bypassed, encoder_layers
 from .artifacts import load_run_model
+from .batching import encode, make_loader
+from .data import load_data
 from .errors import FtcliError
-from .runfolder import check_writable
+from .plots import pyplot, save_figure
+from .runfolder import check_writable, write_atomic, write_json
+from .train import evaluate
 
 
 def ablate_run(run_dir: Path, out_dir: Path, split: str = "validation") -> dict:
     """Evaluate the intact model and each span with adapters bypassed; write CSV, markdown, PNG."""
-    from accelerate import Accelerator
-
-    from .batching import encode, make_loader
-    from .data import load_data
-    from .train import evaluate
-
     check_writable(out_dir, "--out-dir")  # before minutes of loading
     run = load_run_model(run_dir)
     if run.cfg.method.mode != "layerwise":
@@ -53,11 +54,7 @@ def _pct(value: float | None, digits: int) -> str:
 
 
 def write_tables(result: dict, out_dir: Path) -> None:
-    import json
-
-    from .runfolder import write_atomic
-
-    write_atomic(out_dir / "ablation.json", (json.dumps(result, indent=2) + "\n").encode())
+    write_json(out_dir / "ablation.json", result)
     lines = ["| first layer | last layer | accuracy | relative drop (%) |", "|---|---|---|---|"]
     lines += [f"| {c['first']} | {c['last']} | {c['accuracy']:.4f} | {_pct(c['relative_drop_pct'], 2)} |"
               for c in result["cells"]]
@@ -65,12 +62,7 @@ def write_tables(result: dict, out_dir: Path) -> None:
 
 
 def plot_heatmap(result: dict, n_layers: int, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
+    plt = pyplot()
     grid = np.full((n_layers, n_layers), np.nan)
     for c in result["cells"]:
         grid[c["last"], c["first"]] = np.nan if c["relative_drop_pct"] is None else c["relative_drop_pct"]
@@ -86,6 +78,4 @@ def plot_heatmap(result: dict, n_layers: int, path: Path) -> None:
     ax.set_title(f"Relative {result['split']} accuracy drop (%)\nintact accuracy {100 * result['intact_accuracy']:.1f}%"
                  f", {result['examples']} examples")
     fig.colorbar(image, ax=ax, label="relative accuracy drop (%)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(plt, fig, path)

@@ -15,26 +15,28 @@ from .tasks import DatasetSpec, Rows
 
 @dataclass(frozen=True)
 class Encoded:
-    """A tokenized split: unpadded token ids per example, and labels."""
+    """A tokenized split: unpadded token ids per example, and labels (None: inputs to predict)."""
 
     input_ids: list[list[int]]
     token_type_ids: list[list[int]]
-    labels: list[int]
+    labels: list[int] | None
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.input_ids)
 
 
-def encode(rows: Rows, spec: DatasetSpec, tokenizer: Any, max_length: int) -> Encoded:
-    """Tokenize without padding (batches are padded to their own longest example)."""
+def encode(rows: Rows, spec: DatasetSpec, tokenizer: Any, max_length: int, labeled: bool = True) -> Encoded:
+    """Tokenize without padding (batches are padded to their own longest example); `labeled=False`
+    for inputs to predict, which have no label."""
     columns = [[r[f] for r in rows] for f in spec.text_fields]
     enc = tokenizer(*columns, truncation=True, max_length=max_length, padding=False,
                     return_token_type_ids=True)
-    return Encoded(enc["input_ids"], enc["token_type_ids"], [r["label"] for r in rows])
+    return Encoded(enc["input_ids"], enc["token_type_ids"], [r["label"] for r in rows] if labeled else None)
 
 
 def collate(indices: list[int], encoded: Encoded, pad_id: int) -> dict[str, torch.Tensor]:
-    """Pad one batch to its longest example: tensors of shape [batch, longest]."""
+    """Pad one batch to its longest example: tensors of shape [batch, longest] (and `labels`, [batch],
+    when the examples have them)."""
     longest = max(len(encoded.input_ids[i]) for i in indices)
     ids = torch.full((len(indices), longest), pad_id, dtype=torch.long)
     types_ = torch.zeros((len(indices), longest), dtype=torch.long)
@@ -44,8 +46,10 @@ def collate(indices: list[int], encoded: Encoded, pad_id: int) -> dict[str, torc
         ids[row, :n] = torch.tensor(encoded.input_ids[i])
         types_[row, :n] = torch.tensor(encoded.token_type_ids[i])
         mask[row, :n] = 1
-    labels = torch.tensor([encoded.labels[i] for i in indices], dtype=torch.long)
-    return {"input_ids": ids, "token_type_ids": types_, "attention_mask": mask, "labels": labels}
+    batch = {"input_ids": ids, "token_type_ids": types_, "attention_mask": mask}
+    if encoded.labels is not None:
+        batch["labels"] = torch.tensor([encoded.labels[i] for i in indices], dtype=torch.long)
+    return batch
 
 
 class BatchPlan:

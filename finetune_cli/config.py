@@ -249,7 +249,7 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
 def _check_combinations(cfg: RunConfig) -> None:
     """Cross-field rules that one field alone cannot state."""
     if cfg.train.mixed_precision == "fp16":
-        import torch
+        import torch  # here: `ftcli --help` imports this module, and torch takes seconds to import
 
         if not torch.cuda.is_available():
             raise ConfigError("train.mixed_precision: 'fp16' needs a CUDA GPU; use 'bf16' or 'no' on CPU")

@@ -56,7 +56,7 @@ def peft_config(m: MethodConfig, **extra):
 def _inject_peft(model: nn.Module, m: MethodConfig) -> None:
     """PEFT's low-level injection: its layers replace the targets inside the plain Hugging Face model
     (no PeftModel wrapper), so the predicate, saving, cache and compare treat it like any mode."""
-    import peft
+    import peft  # lazy, as in peft_config
 
     try:
         peft.inject_adapter_in_model(peft_config(m), model)
@@ -101,7 +101,7 @@ def _part_prefixes(model: nn.Module, part: str, m: MethodConfig) -> list[str]:
     if part == "lora_layernorms":
         return []
     if part == "peft":  # the tensors each PEFT layer lists as its own (lora_A/lora_B, ia3_l), not base_layer
-        from peft.tuners.tuners_utils import BaseTunerLayer
+        from peft.tuners.tuners_utils import BaseTunerLayer  # lazy, as in peft_config
 
         return [f"{name}.{attr}" for name, mod in model.named_modules() if isinstance(mod, BaseTunerLayer)
                 for attr in mod.adapter_layer_names if hasattr(mod, attr)]

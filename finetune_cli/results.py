@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from rich.table import Table
 
 from .config import RunConfig, config_from_dict, config_to_dict, safe_load
 from .errors import ConfigError, FtcliError, error_text, short_repr
@@ -364,10 +365,8 @@ def render_text(rows: list[dict], fmt: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_table(rows: list[dict], title: str):
+def render_table(rows: list[dict], title: str) -> Table:
     """A rich Table of the compare rows (for the terminal)."""
-    from rich.table import Table
-
     table = Table(title=title)
     shown = columns(rows)
     for header, _ in shown:

@@ -31,6 +31,8 @@ from typing import Any
 from .config import RunConfig, apply_overrides, check_name, config_from_dict, parse_override, read_yaml
 from .errors import ConfigError
 from .runfolder import read_summary
+from .train import RunFailed
+from .workflows import train_from_config
 
 SWEEP_KEYS = ("base", "name", "set", "grid", "rules")
 
@@ -150,9 +152,6 @@ def run_status(folder: Path) -> str:
 
 def run_sweep(sweep: Sweep, runs_dir: Path, console, dry_run: bool = False) -> list[tuple[str, str]]:
     """Run every run of the sweep not yet completed; returns (name, outcome) per run."""
-    from .train import RunFailed
-    from .workflows import train_from_config
-
     root = Path(runs_dir) / sweep.name
     statuses = [(run, run_status(root / run.name)) for run in sweep.runs]
     if dry_run:

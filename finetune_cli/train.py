@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import Accelerator, PartialState
+from accelerate.utils import set_seed
 from torch import nn
 
 from .batching import Encoded, encode, make_loader
@@ -75,23 +77,17 @@ class TrainResult:
 
 def distributed_state():
     """accelerate's process state; without CUDA, several processes (torchrun) use gloo on the CPU."""
-    from accelerate import PartialState
-
     return PartialState(cpu=not torch.cuda.is_available())
 
 
 def distributed_accelerator(mixed_precision: str = "no"):
     """An accelerate Accelerator for this process (CPU, one GPU, or one rank of several)."""
-    from accelerate import Accelerator
-
     distributed_state()
     return Accelerator(mixed_precision=mixed_precision, cpu=not torch.cuda.is_available())
 
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
-    from accelerate.utils import set_seed
-
     set_seed(seed)
 
 
@@ -205,7 +201,7 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
 
     loop = LoopState(epoch=0, metrics=[], best=None, best_state={}, train_seconds=0.0, examples=0)
     if resume and checkpoint is not None and checkpoint.exists():
-        loop = load_checkpoint(checkpoint, plain, optimizer, scheduler)
+        loop = load_checkpoint(checkpoint, plain, exp.is_trained, optimizer, scheduler)
         log.info("resuming after epoch %d of %d from %s", loop.epoch, cfg.epochs, checkpoint)
     steps = len(train_loader)
     with TrainProgress(cfg.epochs, steps, console, accelerator.is_main_process, done=loop.epoch * steps) as progress:

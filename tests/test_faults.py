@@ -329,3 +329,22 @@ def test_a_checkpoint_of_other_shapes_or_without_rng_state_is_one_line(tmp_path,
     assert result.exit_code == 2, (result.output, result.exception)
     error = result.stderr.splitlines()[-1]
     assert error.startswith(f"ftcli: error: {path}: does not fit this run (missing 'rng')"), error
+
+
+def test_a_checkpoint_missing_a_trained_tensor_is_one_line(tmp_path, monkeypatch):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    config, folder = interrupted_run(tmp_path, monkeypatch)
+    path = folder / "checkpoint.safetensors"
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata()
+    tensors = load_file(path)
+    dropped = sorted(k for k in tensors if k.startswith("model/"))[0]
+    del tensors[dropped]  # resuming would silently keep that tensor as initialised
+    save_file(tensors, path, metadata=metadata)
+    result = resume(config, "--resume")
+    assert result.exit_code == 2, (result.output, result.exception)
+    error = result.stderr.splitlines()[-1]
+    assert error.startswith(f"ftcli: error: {path}: does not fit this run (1 trained tensor(s) missing or "
+                            f"unexpected, e.g. {dropped[len('model/'):]}); "), error
