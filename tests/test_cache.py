@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_config
+from helpers import tiny_config
 
 import finetune_cli.train as train_module
 from finetune_cli.batching import encode, make_loader

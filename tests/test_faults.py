@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import tiny_config
+from helpers import tiny_config
 
 from finetune_cli.artifacts import ArtifactError, load_run_model
 from finetune_cli.config import config_from_dict

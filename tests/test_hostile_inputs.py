@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import tiny_config
+from helpers import tiny_config
 from typer.testing import CliRunner
 
 from finetune_cli.cli import app

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from conftest import tiny_config
+from helpers import tiny_config
 
 from finetune_cli import memory
 from finetune_cli.config import config_from_dict

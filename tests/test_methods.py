@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_config
+from helpers import CONFIGS, tiny_config
 
 from finetune_cli.adapters import Adapter, add_layerwise_adapters
 from finetune_cli.config import LoraConfig, MethodConfig, ModelConfig, config_from_dict
@@ -185,8 +185,6 @@ def test_attention_dropout_is_opt_in_and_keeps_the_backbone_identity():
 
 @pytest.mark.slow
 def test_methods_budget_sweep_matches_budgets_within_ten_percent():
-    from conftest import CONFIGS
-
     from finetune_cli.sweep import load_sweep
 
     counts = {}

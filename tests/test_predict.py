@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import CONFIGS
-from test_cli import FAST, ftcli
+from helpers import CONFIGS, FAST, ftcli
 
 from finetune_cli.artifacts import load_run_model, share_frozen
 

@@ -6,8 +6,7 @@ import json
 
 import pytest
 import yaml
-from conftest import CONFIGS
-from test_cli import ftcli
+from helpers import CONFIGS, ftcli
 
 from finetune_cli.errors import ConfigError
 from finetune_cli.sweep import load_sweep
