@@ -59,7 +59,8 @@ def product(mode: str, attention: bool = True, hidden: bool = True, fused: bool 
         loss = model(**batch).loss
         if forward_only:
             return loss.item()
-        assert torch.isfinite(loss).item()
+        if not torch.isfinite(loss).item():
+            raise RuntimeError(f"the loss became {loss.item()}")
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True if fused else None)
         optimizer.step()

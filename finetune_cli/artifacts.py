@@ -48,7 +48,7 @@ def read_trained(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         raise ArtifactError(f"{path}: missing; the run did not finish (see its summary.json)")
     try:
         with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})  # noqa: SIM118
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})  # noqa: SIM118 - safe_open has no items()
     except (SafetensorError, OSError, ValueError) as e:
         raise ArtifactError(f"{path}: not a safetensors file ({first_line(e)})") from None
 

@@ -73,7 +73,7 @@ class BatchPlan:
 
     def batches(self) -> list[list[int]]:
         n, size = len(self.lengths), self.batch_size
-        rng = random.Random(self.seed + self.epoch)
+        rng = random.Random(self.seed + self.epoch)  # noqa: S311 - a seeded, reproducible shuffle, not a secret
         order = list(range(n))
         if self.shuffle:
             rng.shuffle(order)

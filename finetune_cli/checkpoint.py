@@ -106,7 +106,7 @@ def read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads(f.metadata()["ftcli_checkpoint"])
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no items()
-    except Exception as e:  # noqa: BLE001 - a damaged checkpoint is one clear line
+    except Exception as e:  # a damaged checkpoint, whatever safetensors raises: one clear line
         raise CheckpointError(f"{path}: not a readable ftcli checkpoint ({e.__class__.__name__}); {RESTART}") from e
     return meta, tensors
 

@@ -71,7 +71,7 @@ def load_hub(spec: DatasetSpec) -> dict[str, Rows]:
         datasets.disable_progress_bars()
         hub_logging.set_verbosity_error()  # no "Retrying..." lines: the failure is reported once, below
         ds = datasets.load_dataset(spec.hub_id)
-    except Exception as e:  # noqa: BLE001 - any failure means "not available", reported as one line
+    except Exception as e:  # any failure means "not available", reported as one line
         raise DataError(f"cannot load {spec.hub_id} from the Hugging Face Hub: "
                         f"{error_text(e)}") from e
     return {split: ds[split].to_list() for split in ds if split in SPLITS}

