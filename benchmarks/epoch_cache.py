@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from finetune_cli.config import config_from_dict
-from finetune_cli.results import write_json
+from finetune_cli.runfolder import write_json
 from finetune_cli.train import prepare_experiment, train
 
 # (label, mode, cache): full is the yardstick; top/head with the cache (the default) and without
@@ -52,7 +52,7 @@ def run_one(mode: str, cache: bool, args: argparse.Namespace) -> dict:
         "train_seconds": [r["train_seconds"] for r in records],
         "epoch_wall_seconds": [b - a for a, b in zip(stamps, stamps[1:], strict=False)],
         "val_accuracy": [r["val_accuracy"] for r in records], "val_loss": [r["val_loss"] for r in records],
-        "cached_features": out["cached_features"], "trainable_params": exp.counts.trainable,
+        "cached_features": out.cached_features, "trainable_params": exp.counts.trainable,
     }
 
 

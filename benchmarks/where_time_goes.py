@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from finetune_cli import bench
+from finetune_cli import bench_contenders as bench
 from finetune_cli.config import MethodConfig, ModelConfig, TrainConfig
 from finetune_cli.methods import apply_method
 from finetune_cli.models import load_backbone
@@ -30,7 +30,7 @@ CPU = torch.device("cpu")
 
 
 def batches() -> list[dict[str, torch.Tensor]]:
-    return bench.make_inputs(bench._tokenizer("minilm-l6"), "imdb", 128, 16, 64).train
+    return bench.make_inputs(bench.tokenizer_for("minilm-l6"), "imdb", 128, 16, 64).train
 
 
 def set_dropout(model: nn.Module, attention: bool, hidden: bool) -> None:
@@ -59,7 +59,8 @@ def product(mode: str, attention: bool = True, hidden: bool = True, fused: bool 
         loss = model(**batch).loss
         if forward_only:
             return loss.item()
-        assert torch.isfinite(loss).item()
+        if not torch.isfinite(loss).item():
+            raise RuntimeError(f"the loss became {loss.item()}")
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True if fused else None)
         optimizer.step()

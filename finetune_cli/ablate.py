@@ -5,27 +5,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
+import numpy as np
+from accelerate import Accelerator
 
-from .adapters import Adapter, encoder_layers
+from .adapters import adapters_in, bypassed, encoder_layers
 from .artifacts import load_run_model
+from .batching import encode, make_loader
+from .data import load_data
 from .errors import FtcliError
-from .results import check_writable
-
-
-def set_adapters_active(layer: torch.nn.Module, active: bool) -> None:
-    for module in layer.modules():
-        if isinstance(module, Adapter):
-            module.active = active
+from .plots import pyplot, save_figure
+from .runfolder import check_writable, write_atomic, write_json
+from .train import evaluate
 
 
 def ablate_run(run_dir: Path, out_dir: Path, split: str = "validation") -> dict:
     """Evaluate the intact model and each span with adapters bypassed; write CSV, markdown, PNG."""
-    from accelerate import Accelerator
-
-    from .data import encode, load_data, make_loader
-    from .train import evaluate
-
     check_writable(out_dir, "--out-dir")  # before minutes of loading
     run = load_run_model(run_dir)
     if run.cfg.method.mode != "layerwise":
@@ -40,11 +34,8 @@ def ablate_run(run_dir: Path, out_dir: Path, split: str = "validation") -> dict:
     cells = []
     for i in range(len(layers)):
         for j in range(i, len(layers)):
-            for k in range(i, j + 1):
-                set_adapters_active(layers[k], False)
-            acc = evaluate(model, loader, accelerator)["accuracy"]
-            for k in range(i, j + 1):
-                set_adapters_active(layers[k], True)
+            with bypassed(a for k in range(i, j + 1) for a in adapters_in(layers[k])):
+                acc = evaluate(model, loader, accelerator)["accuracy"]
             cells.append({"first": i, "last": j, "accuracy": acc, "relative_drop_pct": relative_drop(intact, acc)})
     result = {"run": str(run_dir), "split": split, "examples": len(encoded), "intact_accuracy": intact, "cells": cells}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -63,11 +54,7 @@ def _pct(value: float | None, digits: int) -> str:
 
 
 def write_tables(result: dict, out_dir: Path) -> None:
-    import json
-
-    from .results import write_atomic
-
-    write_atomic(out_dir / "ablation.json", (json.dumps(result, indent=2) + "\n").encode())
+    write_json(out_dir / "ablation.json", result)
     lines = ["| first layer | last layer | accuracy | relative drop (%) |", "|---|---|---|---|"]
     lines += [f"| {c['first']} | {c['last']} | {c['accuracy']:.4f} | {_pct(c['relative_drop_pct'], 2)} |"
               for c in result["cells"]]
@@ -75,12 +62,7 @@ def write_tables(result: dict, out_dir: Path) -> None:
 
 
 def plot_heatmap(result: dict, n_layers: int, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
+    plt = pyplot()
     grid = np.full((n_layers, n_layers), np.nan)
     for c in result["cells"]:
         grid[c["last"], c["first"]] = np.nan if c["relative_drop_pct"] is None else c["relative_drop_pct"]
@@ -96,6 +78,4 @@ def plot_heatmap(result: dict, n_layers: int, path: Path) -> None:
     ax.set_title(f"Relative {result['split']} accuracy drop (%)\nintact accuracy {100 * result['intact_accuracy']:.1f}%"
                  f", {result['examples']} examples")
     fig.colorbar(image, ax=ax, label="relative accuracy drop (%)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(plt, fig, path)

@@ -6,7 +6,9 @@ is swapped and no Hugging Face `forward` is copied, so the model's own code runs
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -33,7 +35,7 @@ class Adapter(nn.Module):
             else:
                 nn.init.zeros_(linear.weight)
             nn.init.zeros_(linear.bias)
-        self.active = True  # False bypasses the adapter (identity): used by `ftcli ablate`
+        self.active = True  # False bypasses the adapter (identity); set through `bypassed` only
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         if not self.active:
@@ -46,6 +48,25 @@ class Adapter(nn.Module):
         if not self.active:
             return torch.zeros_like(h)
         return self.up(self.act(self.down(h)))  # [batch, seq, d] -> [batch, seq, m] -> [batch, seq, d]
+
+
+def adapters_in(module: nn.Module) -> list[Adapter]:
+    """Every Adapter inside `module` (itself included), in module order."""
+    return [m for m in module.modules() if isinstance(m, Adapter)]
+
+
+@contextlib.contextmanager
+def bypassed(adapters: Iterable[Adapter]) -> Iterator[None]:
+    """Run with `adapters` as identities (torchtune's `disable_adapter`); on the way out, even
+    through an exception, exactly the adapters this switched off are switched on again."""
+    switched = [a for a in adapters if a.active]
+    for adapter in switched:
+        adapter.active = False
+    try:
+        yield
+    finally:
+        for adapter in switched:
+            adapter.active = True
 
 
 class NormWithAdapter(nn.Module):

@@ -13,13 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
 from torch import nn
 
+from .batching import collate, encode
 from .config import RunConfig, config_from_dict, read_yaml
-from .errors import FtcliError
+from .errors import FtcliError, first_line
 from .methods import Predicate, apply_method
 from .models import load_backbone
-from .results import CONFIG_FILE, WEIGHTS_FILE, read_summary
+from .runfolder import CONFIG_FILE, WEIGHTS_FILE, read_summary
+from .tasks import DATASETS
 
 log = logging.getLogger(__name__)
 
@@ -41,21 +44,17 @@ class LoadedRun:
 
 def read_trained(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """The tensors and metadata of a trained.safetensors file (refuses anything else)."""
-    from safetensors import SafetensorError, safe_open
-
     if not path.exists():
         raise ArtifactError(f"{path}: missing; the run did not finish (see its summary.json)")
     try:
         with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})  # noqa: SIM118
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})  # noqa: SIM118 - safe_open has no items()
     except (SafetensorError, OSError, ValueError) as e:
-        raise ArtifactError(f"{path}: not a safetensors file ({str(e).splitlines()[0]})") from None
+        raise ArtifactError(f"{path}: not a safetensors file ({first_line(e)})") from None
 
 
 def load_run_model(run_dir: Path) -> LoadedRun:
     """Rebuild the classifier of a run: backbone (hash-checked) + surgery + trained tensors."""
-    from .data import DATASETS
-
     run_dir = Path(run_dir)
     cfg = config_from_dict(read_yaml(run_dir / CONFIG_FILE))
     tensors, meta = read_trained(run_dir / WEIGHTS_FILE)
@@ -102,16 +101,10 @@ def share_frozen(runs: list[LoadedRun]) -> int:
 
 def predict(run: LoadedRun, rows: list[dict], batch_size: int = 64) -> list[dict]:
     """Label and probabilities for each row (rows hold the data set's text fields)."""
-    from .data import collate
-
+    encoded = encode(rows, DATASETS[run.cfg.data.dataset], run.tokenizer, run.cfg.model.max_length, labeled=False)
     out = []
     for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
-        columns = [[r[f] for r in chunk] for f in run.text_fields]
-        enc = run.tokenizer(*columns, truncation=True, max_length=run.cfg.model.max_length,
-                            return_token_type_ids=True)
-        batch = collate(list(range(len(chunk))), _Enc(enc), run.tokenizer.pad_token_id)
-        batch.pop("labels")
+        batch = collate(list(range(start, min(start + batch_size, len(rows)))), encoded, run.tokenizer.pad_token_id)
         with torch.inference_mode():
             probs = run.model(**batch).logits.float().softmax(-1)  # [batch, num_labels]
         out += [label_of(run, p) for p in probs]
@@ -130,10 +123,3 @@ def label_of(run: LoadedRun, probs: torch.Tensor) -> dict[str, Any]:
     return {"label": run.label_names[i], "label_id": i,
             "probabilities": {n: round(float(v), 6) for n, v in zip(run.label_names, probs, strict=True)}}
 
-
-class _Enc:
-    """Adapts a tokenizer output to what `data.collate` reads."""
-
-    def __init__(self, enc):
-        self.input_ids, self.token_type_ids = enc["input_ids"], enc["token_type_ids"]
-        self.labels = [0] * len(self.input_ids)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from .adapters import Adapter, top_adapter
+from .adapters import Adapter, bypassed, top_adapter
 
 Batch = dict[str, torch.Tensor]
 Predicate = Callable[[str], bool]
@@ -91,14 +91,8 @@ class CachedClassifier(nn.Module):
     def encode(self, batch: Batch) -> torch.Tensor:
         """Kept features of a batch from the frozen encoder: [batch, 1, d] (cls) or [batch, d] (pooled)."""
         backbone = getattr(self.model, self.model.base_model_prefix)
-        adapters = [m for m in self.cut.tail if isinstance(m, Adapter) and m.active]
-        for adapter in adapters:  # the top adapter trains: it belongs to the tail, not to the cache
-            adapter.active = False
-        try:
+        with bypassed(m for m in self.cut.tail if isinstance(m, Adapter)):  # the top adapter trains: tail, not cache
             out = backbone(**batch)
-        finally:
-            for adapter in adapters:
-                adapter.active = True
         self.encoder_examples += batch["input_ids"].shape[0]
         return out.last_hidden_state[:, :1] if self.cut.keep == "cls" else out.pooler_output
 

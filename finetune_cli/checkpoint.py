@@ -11,9 +11,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import save
 
-from .errors import FtcliError
-from .results import write_atomic
+from .errors import FtcliError, first_line
+from .runfolder import write_atomic
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 
@@ -60,8 +62,6 @@ def _to_tuple(value: Any) -> Any:
 
 def save_checkpoint(path: Path, model: torch.nn.Module, is_trained, optimizer, scheduler, loop: LoopState) -> None:
     """Write the checkpoint of a completed epoch atomically."""
-    from safetensors.torch import save
-
     tensors: dict[str, torch.Tensor] = {}
     for name, p in model.named_parameters():
         if is_trained(name):
@@ -88,27 +88,37 @@ class CheckpointError(FtcliError):
 RESTART = "delete it and resume to start the run again from its first epoch, or train with --overwrite"
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler) -> LoopState:
-    """Restore model, optimizer, scheduler and RNG states; return the loop state to go on from."""
+def load_checkpoint(path: Path, model: torch.nn.Module, is_trained, optimizer, scheduler) -> LoopState:
+    """Restore model, optimizer, scheduler and RNG states; return the loop state to go on from.
+    The checkpoint must hold exactly the parameters `is_trained` selects (as a run's trained file)."""
     meta, tensors = read_checkpoint(path)
     try:
+        check_names(tensors, model, is_trained)
         check_shapes(tensors, model)
         return restore(meta, tensors, model, optimizer, scheduler)
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
-        reason = f"missing {e}" if isinstance(e, KeyError) else (str(e).splitlines() or [e.__class__.__name__])[0]
+        reason = f"missing {e}" if isinstance(e, KeyError) else first_line(e)
         raise CheckpointError(f"{path}: does not fit this run ({reason}); {RESTART}") from None
 
 
 def read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads(f.metadata()["ftcli_checkpoint"])
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no items()
-    except Exception as e:  # noqa: BLE001 - a damaged checkpoint is one clear line
+    except Exception as e:  # a damaged checkpoint, whatever safetensors raises: one clear line
         raise CheckpointError(f"{path}: not a readable ftcli checkpoint ({e.__class__.__name__}); {RESTART}") from e
     return meta, tensors
+
+
+def check_names(tensors: dict[str, torch.Tensor], model: torch.nn.Module, is_trained) -> None:
+    """The checkpoint's model tensors are exactly the trained parameters: none missing (it would
+    resume with that tensor as initialised), none from another mode."""
+    saved = {k[len("model/"):] for k in tensors if k.startswith("model/")}
+    expected = {n for n, _ in model.named_parameters() if is_trained(n)}
+    if saved != expected:
+        odd = sorted(saved ^ expected)
+        raise ValueError(f"{len(odd)} trained tensor(s) missing or unexpected, e.g. {odd[0]}")
 
 
 def check_shapes(tensors: dict[str, torch.Tensor], model: torch.nn.Module) -> None:
@@ -123,9 +133,7 @@ def check_shapes(tensors: dict[str, torch.Tensor], model: torch.nn.Module) -> No
 def restore(meta: dict[str, Any], tensors: dict[str, torch.Tensor], model: torch.nn.Module, optimizer,
             scheduler) -> LoopState:
     params = {k[len("model/"):]: t for k, t in tensors.items() if k.startswith("model/")}
-    missing, unexpected = model.load_state_dict(params, strict=False)
-    if unexpected:
-        raise ValueError(f"unexpected {unexpected[0]}")
+    model.load_state_dict(params, strict=False)  # the frozen rest is the model's own; names checked above
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, t in tensors.items():
         if key.startswith("optim/"):

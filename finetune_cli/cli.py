@@ -101,8 +101,9 @@ def train(
     cfg = load_config(config, overrides)
     summary = train_from_config(cfg, config, runs_dir, overwrite, err, resume)
     if distributed_state().is_main_process:  # one line, not one per process
-        out.print(f"inference accuracy (test, best epoch {summary['best_epoch']}): "
-                  f"{summary['inference_accuracy']:.4f} | run folder: {runs_dir / summary['name']}", soft_wrap=True)
+        outcome = summary.outcome
+        out.print(f"inference accuracy (test, best epoch {outcome.best_epoch}): "
+                  f"{outcome.inference_accuracy:.4f} | run folder: {runs_dir / summary.name}", soft_wrap=True)
 
 
 @app.command(epilog="Examples:\n\n  ftcli sweep configs/sweeps/size_curve.yaml --dry-run\n\n"
@@ -209,14 +210,13 @@ def predict(
     """Print labels and probabilities (JSON Lines) from trained run folders."""
     from .workflows import predict_runs, read_inputs
 
-    preds, sizes = predict_runs(run_dirs, read_inputs(text or [], pair or [], file))
-    for p in preds:
+    found = predict_runs(run_dirs, read_inputs(text or [], pair or [], file))
+    for p in found.rows:
         sys.stdout.write(json.dumps(p, allow_nan=False) + "\n")
     sys.stdout.flush()
-    per_task = ", ".join(f"{k[:-6]} {v / 1e6:.2f} MB" for k, v in sizes.items() if k.endswith("_bytes")
-                         and k not in ("full_model_bytes", "shared_bytes_saved"))
-    err.print(f"on disk per task: {per_task}; a full model copy: {sizes['full_model_bytes'] / 1e6:.2f} MB; "
-              f"frozen tensors shared in memory: {sizes['shared_bytes_saved'] / 1e6:.2f} MB", highlight=False,
+    per_task = ", ".join(f"{name} {size / 1e6:.2f} MB" for name, size in found.run_bytes.items())
+    err.print(f"on disk per task: {per_task}; a full model copy: {found.full_model_bytes / 1e6:.2f} MB; "
+              f"frozen tensors shared in memory: {found.shared_bytes_saved / 1e6:.2f} MB", highlight=False,
               soft_wrap=True)
 
 

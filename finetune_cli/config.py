@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from typing import Any, Literal, Optional
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, first_line, short_repr
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]{0,127}$")
 
@@ -124,7 +123,7 @@ class TrainConfig:
     warmup_ratio: float = _f(0.1, lo=0.0, hi=1.0)
     # Gradient clipping by global norm; null = no clipping.
     max_grad_norm: Optional[float] = _f(1.0, lo=0.0, hi=1e6, lo_open=True)
-    # Batch examples of similar length (less padding, same data per epoch); see data.BatchPlan.
+    # Batch examples of similar length (less padding, same data per epoch); see batching.BatchPlan.
     group_by_length: bool = True
     # Mixed precision through accelerate: no | bf16 | fp16 (fp16 needs a GPU).
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
@@ -162,33 +161,11 @@ def _type_name(tp: Any) -> str:
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
 
 
-class _ShortRepr(reprlib.Repr):
-    """`repr` bounded in depth and length: one line, and cheap even for huge or aliased values."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.maxlevel, self.maxlist, self.maxtuple, self.maxdict, self.maxset = 3, 6, 6, 4, 4
-        self.maxstring, self.maxother = 40, 40
-
-    def repr_int(self, x: int, level: int) -> str:
-        if x.bit_length() > 128:  # repr() of a >4300-digit int raises; no one wants to read it anyway
-            return f"{'-' if x < 0 else ''}<an integer of {int(abs(x).bit_length() * math.log10(2)) + 1} digits>"
-        return super().repr_int(x, level)
-
-
-_short_repr = _ShortRepr().repr
-
-
-def _describe(value: Any) -> str:
-    text = _short_repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def _key_text(key: Any) -> str:
     """A user-written key as it appears in a message: itself, or its repr when not plain text."""
     if isinstance(key, str) and key and key.isprintable():
         return key
-    return repr(key) if isinstance(key, str) else _describe(key)
+    return repr(key) if isinstance(key, str) else short_repr(key)
 
 
 def _check_value(key: str, tp: Any, meta: dict, value: Any) -> Any:
@@ -204,11 +181,11 @@ def _check_value(key: str, tp: Any, meta: dict, value: Any) -> Any:
     if origin is tuple:  # tuple[str, ...]: a non-empty YAML list of non-empty strings, kept as a tuple
         strings = isinstance(value, (list, tuple)) and all(isinstance(v, str) and v.strip() for v in value)
         if not strings or not value:  # a tuple too: what config_to_dict gives back
-            raise ConfigError(f"{key}: got {_describe(value)}, expected a non-empty list of strings")
+            raise ConfigError(f"{key}: got {short_repr(value)}, expected a non-empty list of strings")
         return tuple(value)
     if origin is Literal:
         if value not in typing.get_args(tp) or isinstance(value, bool):
-            raise ConfigError(f"{key}: got {_describe(value)}, expected {expected}{or_null}")
+            raise ConfigError(f"{key}: got {short_repr(value)}, expected {expected}{or_null}")
         return value
     ok = {
         bool: isinstance(value, bool),
@@ -217,23 +194,23 @@ def _check_value(key: str, tp: Any, meta: dict, value: Any) -> Any:
         str: isinstance(value, str),
     }[tp]
     if not ok:
-        raise ConfigError(f"{key}: got {_describe(value)}, expected {expected}{or_null}")
+        raise ConfigError(f"{key}: got {short_repr(value)}, expected {expected}{or_null}")
     if tp is float:
         try:
             value = float(value)
         except OverflowError:  # an integer beyond float range, e.g. 1 followed by 400 zeros
-            raise ConfigError(f"{key}: got {_describe(value)}, expected a finite number") from None
+            raise ConfigError(f"{key}: got {short_repr(value)}, expected a finite number") from None
         if not math.isfinite(value):
-            raise ConfigError(f"{key}: got {_describe(value)}, expected a finite number")
+            raise ConfigError(f"{key}: got {short_repr(value)}, expected a finite number")
     lo, hi, lo_open = meta.get("lo"), meta.get("hi"), meta.get("lo_open")
     if lo is not None and (value < lo or (lo_open and value == lo)):
         bound = f"> {lo}" if lo_open else f">= {lo}"
-        raise ConfigError(f"{key}: got {_describe(value)}, expected {expected} {bound}")
+        raise ConfigError(f"{key}: got {short_repr(value)}, expected {expected} {bound}")
     if hi is not None and value > hi:
-        raise ConfigError(f"{key}: got {_describe(value)}, expected {expected} <= {hi}")
+        raise ConfigError(f"{key}: got {short_repr(value)}, expected {expected} <= {hi}")
     pattern = meta.get("pattern")
     if pattern is not None and not pattern.match(value):
-        raise ConfigError(f"{key}: got {_describe(value)}, expected letters, digits and . _ = + - "
+        raise ConfigError(f"{key}: got {short_repr(value)}, expected letters, digits and . _ = + - "
                           "(at most 128, starting with a letter or digit)")
     if tp is str and not value.strip():
         raise ConfigError(f"{key}: must not be empty")
@@ -251,7 +228,7 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping of keys to values, got {_describe(data)}")
+        raise ConfigError(f"{where}: expected a mapping of keys to values, got {short_repr(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in data:
@@ -273,7 +250,7 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
 def _check_combinations(cfg: RunConfig) -> None:
     """Cross-field rules that one field alone cannot state."""
     if cfg.train.mixed_precision == "fp16":
-        import torch
+        import torch  # here: `ftcli --help` imports this module, and torch takes seconds to import
 
         if not torch.cuda.is_available():
             raise ConfigError("train.mixed_precision: 'fp16' needs a CUDA GPU; use 'bf16' or 'no' on CPU")
@@ -298,10 +275,9 @@ class _Loader(yaml.SafeLoader):
         except yaml.YAMLError:
             raise
         except (ArithmeticError, AttributeError, IndexError, KeyError, TypeError, ValueError) as e:
-            what = _describe(node.value) if isinstance(node, yaml.ScalarNode) else "this value"
+            what = short_repr(node.value) if isinstance(node, yaml.ScalarNode) else "this value"
             tag = str(node.tag).rsplit(":", 1)[-1]
-            reason = str(e).splitlines()[0] if str(e) else e.__class__.__name__
-            reason = reason if len(reason) <= 80 else reason[:77] + "..."
+            reason = first_line(e, 80)
             raise yaml.constructor.ConstructorError(
                 None, None, f"cannot read {what} as {tag} ({reason})", node.start_mark) from None
 
@@ -314,7 +290,7 @@ class _Loader(yaml.SafeLoader):
                 key = self.construct_object(key_node)
                 if key in seen:
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {_describe(key)}", key_node.start_mark)
+                        None, None, f"duplicate key {short_repr(key)}", key_node.start_mark)
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -350,7 +326,7 @@ _Dumper.add_representer(tuple, yaml.SafeDumper.represent_list)  # list fields (t
 
 def safe_load(text: str) -> Any:
     """Parse YAML with the safe loader only: no Python tags, no code."""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader (test_security checks it)
 
 
 def dump_yaml(data: Any) -> str:

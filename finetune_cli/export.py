@@ -22,13 +22,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from safetensors.torch import save_file
 from torch import nn
 
 from .adapters import Adapter, NormWithAdapter
 from .artifacts import ArtifactError, LoadedRun, load_run_model
 from .methods import modules_to_save, peft_config, trained_state_dict
 from .models import MINILM, MINILM_HUB_ID, load_backbone
-from .results import write_json
+from .runfolder import write_json
 
 TRANSFORMERS_MODES = ("full", "head", "layernorm", "top_layers", "bitfit")
 PEFT_MODES = ("lora", "ia3")
@@ -99,7 +100,7 @@ def save_transformers(run: LoadedRun, out: Path) -> Export:
 
 def save_peft(run: LoadedRun, out: Path) -> Export:
     """A PeftModel of a fresh backbone receives the trained tensors, then saves itself."""
-    import peft
+    import peft  # here, not at the top: ~2 s to import, needed by the lora and ia3 exports only
 
     base = hub_name(run.cfg.model.name)
     fresh = load_backbone(run.cfg.model, len(run.label_names)).model
@@ -134,8 +135,6 @@ def peft_name(name: str, saved_modules: list[str], names: dict) -> str:
 def save_adapterhub(run: LoadedRun, out: Path) -> Export:
     """AdapterHub's adapter folder (config + weights under its names) and the side file of the trained
     tensors that are not adapter weights."""
-    from safetensors.torch import save_file
-
     name, method, model = run.path.name, run.cfg.method, run.model
     d, layers = model.config.hidden_size, model.config.num_hidden_layers
     factor = d / method.bottleneck  # AdapterHub sizes adapters as hidden_size // reduction_factor

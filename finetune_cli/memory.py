@@ -7,6 +7,7 @@ peak of one stretch is VmHWM after the reset; on a GPU, torch's own peak counter
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import resource
 import sys
@@ -32,10 +33,8 @@ def status_kib(field: str) -> int | None:
 
 def malloc_trim() -> None:
     """Give freed heap back to the OS (glibc), so RSS reflects live memory."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def reset_peak(device: str = "cpu") -> bool:

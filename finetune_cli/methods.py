@@ -15,7 +15,7 @@ from torch import nn
 
 from .adapters import Adapter, add_layerwise_adapters, add_pfeiffer_adapters, add_top_adapter, encoder_layers
 from .config import MethodConfig
-from .errors import ConfigError
+from .errors import ConfigError, first_line
 
 
 @dataclass(frozen=True)
@@ -56,13 +56,12 @@ def peft_config(m: MethodConfig, **extra):
 def _inject_peft(model: nn.Module, m: MethodConfig) -> None:
     """PEFT's low-level injection: its layers replace the targets inside the plain Hugging Face model
     (no PeftModel wrapper), so the predicate, saving, cache and compare treat it like any mode."""
-    import peft
+    import peft  # lazy, as in peft_config
 
     try:
         peft.inject_adapter_in_model(peft_config(m), model)
     except ValueError as e:  # e.g. no module matches target_modules
-        reason = (str(e).splitlines() or [e.__class__.__name__])[0]
-        raise ConfigError(f"method.{m.mode}.target_modules: {reason[:160]}") from None
+        raise ConfigError(f"method.{m.mode}.target_modules: {first_line(e, 160)}") from None
 
 
 MODES = {
@@ -102,7 +101,7 @@ def _part_prefixes(model: nn.Module, part: str, m: MethodConfig) -> list[str]:
     if part == "lora_layernorms":
         return []
     if part == "peft":  # the tensors each PEFT layer lists as its own (lora_A/lora_B, ia3_l), not base_layer
-        from peft.tuners.tuners_utils import BaseTunerLayer
+        from peft.tuners.tuners_utils import BaseTunerLayer  # lazy, as in peft_config
 
         return [f"{name}.{attr}" for name, mod in model.named_modules() if isinstance(mod, BaseTunerLayer)
                 for attr in mod.adapter_layer_names if hasattr(mod, attr)]

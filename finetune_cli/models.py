@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import transformers
 from torch import nn
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from .config import ModelConfig
-from .errors import ModelError
+from .errors import ModelError, error_text
 
 MINILM = "minilm-l6"
 MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # the same weights on the Hub
@@ -34,8 +36,6 @@ class Backbone:
 
 
 def quiet_transformers() -> None:
-    import transformers
-
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
 
@@ -65,8 +65,6 @@ def _dropout_overrides(cfg: ModelConfig) -> dict[str, float]:
 
 def _tiny_model(num_labels: int, overrides: dict[str, float]) -> tuple[nn.Module, Any]:
     """A 2-layer, hidden-32 random BERT with the real bert-base-uncased vocabulary."""
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
                         num_attention_heads=4, intermediate_size=64, max_position_embeddings=512,
@@ -80,15 +78,12 @@ def _tiny_model(num_labels: int, overrides: dict[str, float]) -> tuple[nn.Module
 
 
 def _pretrained(source: str, num_labels: int, overrides: dict[str, float]) -> tuple[nn.Module, Any]:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=num_labels,
                                                                    **overrides)
-    except Exception as e:  # noqa: BLE001 - offline, missing or not an encoder: one line
-        first = str(e).splitlines()[0] if str(e) else ""
-        raise ModelError(f"model.name: cannot load {source!r}: {e.__class__.__name__}: {first}") from e
+    except Exception as e:  # offline, missing or not an encoder: one line
+        raise ModelError(f"model.name: cannot load {source!r}: {error_text(e)}") from e
     return model, tokenizer
 
 

@@ -13,7 +13,9 @@ COLORS = {"full": "black", "layerwise": "tab:orange", "pfeiffer": "tab:brown", "
 TITLES = {"imdb": "IMDB", "snli": "SNLI", "ag_news": "AG News"}
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend; imported here, not at the top, because
+    matplotlib.pyplot costs ~0.5 s and only the figure commands need it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -24,7 +26,7 @@ def _pyplot():
 
 def plot_accuracy_vs_params(rows: list[dict], folder: Path) -> list[Path]:
     """One PNG per data set: inference accuracy (mean ± SEM over seeds) against trained parameters."""
-    plt = _pyplot()
+    plt = pyplot()
     written = []
     for dataset in sorted({r["dataset"] for r in rows}):
         fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -48,7 +50,7 @@ def plot_accuracy_vs_train_size(rows: list[dict], folder: Path) -> list[Path]:
     """One PNG per data set whose runs differ in training-set size: inference accuracy (mean ± SEM over
     seeds) against the number of training examples, one line per mode (where adapters and full
     fine-tuning cross)."""
-    plt = _pyplot()
+    plt = pyplot()
     written = []
     for dataset in sorted({r["dataset"] for r in rows}):
         chosen = [r for r in rows if r["dataset"] == dataset]
@@ -81,10 +83,11 @@ def _finish(plt, fig, ax, xlabel: str, title: str, path: Path) -> Path:
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path)
 
 
-def _save(plt, fig, path: Path) -> Path:
+def save_figure(plt, fig, path: Path) -> Path:
+    """Tight layout, 120 dpi PNG at `path`, figure closed."""
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -93,7 +96,7 @@ def _save(plt, fig, path: Path) -> Path:
 
 def plot_learning_curves(runs: list[Run], folder: Path) -> list[Path]:
     """One PNG per data set: validation accuracy after each epoch, one line per run, colour by mode."""
-    plt = _pyplot()
+    plt = pyplot()
     written = []
     for dataset in sorted({r.summary["dataset"] for r in runs}):
         fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -112,5 +115,5 @@ def plot_learning_curves(runs: list[Run], folder: Path) -> list[Path]:
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, title="mode (one line per run)")
-        written.append(_save(plt, fig, folder / f"learning_curves_{dataset}.png"))
+        written.append(save_figure(plt, fig, folder / f"learning_curves_{dataset}.png"))
     return written

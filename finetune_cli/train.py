@@ -6,27 +6,28 @@ and the optimizer gets exactly the parameters the mode's predicate selected.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import Accelerator, PartialState
+from accelerate.utils import set_seed
 from torch import nn
 
-from . import memory, results
+from .batching import Encoded, encode, make_loader
 from .cache import cached_classifier
-from .checkpoint import CHECKPOINT_FILE, LoopState, load_checkpoint, save_checkpoint
+from .checkpoint import LoopState, load_checkpoint, save_checkpoint
 from .config import RunConfig, TrainConfig
-from .data import DatasetSpec, Encoded, LoadedData, encode, load_data, make_loader
+from .data import LoadedData, load_data
 from .errors import FtcliError
-from .methods import MODES, ParamCounts, Predicate, apply_method, count_params, trained_state_dict
+from .methods import ParamCounts, Predicate, apply_method, count_params, trained_state_dict
 from .models import Backbone, load_backbone
 from .progress import TrainProgress
+from .tasks import DatasetSpec
 
 log = logging.getLogger(__name__)
 
@@ -55,25 +56,38 @@ class Experiment:
         return self.data.spec
 
 
+@dataclass
+class TrainResult:
+    """What `train` hands back: the best epoch (its trained state is loaded into the model), every
+    epoch's record, throughput, and the accelerator and prepared test loader, with which the caller
+    tests the artifact reloaded from disk."""
+
+    best: dict[str, Any]  # the best epoch's record (as written to metrics.jsonl)
+    best_state: dict[str, torch.Tensor]  # its trained parameters
+    metrics: list[dict[str, Any]]  # one record per epoch
+    train_seconds: float
+    train_examples_per_s: float
+    pad_ratio: float  # tokens computed / real tokens, mean over epochs
+    device: str
+    num_processes: int
+    cached_features: str | None  # what the frozen-encoder cache kept per example; None: no cache
+    accelerator: Any
+    test_loader: Any
+
+
 def distributed_state():
     """accelerate's process state; without CUDA, several processes (torchrun) use gloo on the CPU."""
-    from accelerate import PartialState
-
     return PartialState(cpu=not torch.cuda.is_available())
 
 
 def distributed_accelerator(mixed_precision: str = "no"):
     """An accelerate Accelerator for this process (CPU, one GPU, or one rank of several)."""
-    from accelerate import Accelerator
-
     distributed_state()
     return Accelerator(mixed_precision=mixed_precision, cpu=not torch.cuda.is_available())
 
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
-    from accelerate.utils import set_seed
-
     set_seed(seed)
 
 
@@ -162,13 +176,12 @@ def train_one_epoch(model, loader, optimizer, scheduler, accelerator, max_grad_n
 
 
 def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = None,
-          resume: bool = False) -> dict[str, Any]:
+          resume: bool = False) -> TrainResult:
     """Train, evaluate after each epoch, and restore the best epoch by validation accuracy.
 
     `on_epoch(metrics)` gets the records of all epochs so far after every epoch. With `checkpoint`,
     the loop state is saved there at every epoch end, and `resume` continues from it.
-    Returns the best epoch's record and trained state, every epoch's record, timings, pad ratio, and
-    the accelerator and prepared test loader (the caller tests the artifact reloaded from disk).
+    The model ends with the best epoch's trained state loaded.
     """
 
     cfg = exp.cfg.train
@@ -188,7 +201,7 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
 
     loop = LoopState(epoch=0, metrics=[], best=None, best_state={}, train_seconds=0.0, examples=0)
     if resume and checkpoint is not None and checkpoint.exists():
-        loop = load_checkpoint(checkpoint, plain, optimizer, scheduler)
+        loop = load_checkpoint(checkpoint, plain, exp.is_trained, optimizer, scheduler)
         log.info("resuming after epoch %d of %d from %s", loop.epoch, cfg.epochs, checkpoint)
     steps = len(train_loader)
     with TrainProgress(cfg.epochs, steps, console, accelerator.is_main_process, done=loop.epoch * steps) as progress:
@@ -215,113 +228,9 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
             progress.end_epoch(epoch, val)
             on_epoch(loop.metrics)
     plain.load_state_dict(loop.best_state, strict=False)  # the paper's model selection: best val epoch
-    return {"best": loop.best, "pad_ratio": sum(m["pad_ratio"] for m in loop.metrics) / len(loop.metrics),
-            "metrics": loop.metrics, "train_seconds": loop.train_seconds,
-            "train_examples_per_s": loop.examples / max(loop.train_seconds, 1e-9), "best_state": loop.best_state,
-            "device": str(accelerator.device), "num_processes": accelerator.num_processes,
-            "cached_features": None if cached is None else cached.cut.keep,
-            "accelerator": accelerator, "test_loader": test_loader}
-
-
-def describe(exp: Experiment) -> dict[str, Any]:
-    """What the run is, known before training: the first half of its summary."""
-    method = exp.cfg.method
-    return {
-        "name": None, "status": "running", "dataset": exp.spec.name, "mode": method.mode,
-        "bottleneck": method.bottleneck if MODES[method.mode].sized_by_bottleneck else None,
-        "model": exp.backbone.name, "backbone_sha256": exp.backbone.sha256,
-        "trainable_params": exp.counts.trainable, "total_params": exp.counts.total,
-        "backbone_params": exp.counts.backbone, "trainable_pct": exp.counts.trainable_pct,
-        "seed": exp.cfg.seed, "epochs": exp.cfg.train.epochs, "data_source": exp.data.source,
-        "data_sizes": exp.data.sizes(), "label_names": list(exp.spec.label_names),
-        "versions": results.library_versions(),
-    }
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """SIGTERM (e.g. a scheduler killing the job) ends the run like Ctrl-C: marked `interrupted`."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def run_and_record(cfg: RunConfig, folder: results.RunFolder, console=None, resume: bool = False,
-                   exp: Experiment | None = None) -> dict[str, Any]:
-    """Train and test one config (prepared as `exp`, or here), recording everything in `folder`.
-
-    Once the summary says `running`, every way out but kill -9 records how the run ended:
-    `completed`, `interrupted` (Ctrl-C, SIGTERM) or `failed` (any error, e.g. a full disk).
-    """
-    from .config import config_to_dict
-
-    exp = exp or prepare_experiment(cfg)
-    folder.write_config(config_to_dict(cfg))
-    summary = {**describe(exp), "name": folder.path.name}
-    if console is not None and folder.enabled:
-        console.print(exp.counts.line())
-    with sigterm_as_interrupt():
-        try:
-            folder.write_summary(summary)
-            summary = train_and_test(exp, folder, summary, console, resume)
-        except (KeyboardInterrupt, Exception) as e:
-            status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-            record_end(folder, {**summary, "status": status, "error": str(e) or e.__class__.__name__})
-            raise
-    folder.remove(CHECKPOINT_FILE)  # the run is complete: the trained file is all that is needed
-    return summary
-
-
-def train_and_test(exp: Experiment, folder: results.RunFolder, summary: dict[str, Any], console,
-                   resume: bool) -> dict[str, Any]:
-    """Train, save the best epoch, and test it; returns the completed summary (also written).
-
-    The inference accuracy is measured on the model rebuilt from the run folder (backbone +
-    trained.safetensors), so the number describes the artifact that was saved.
-    """
-    from .artifacts import load_run_model
-
-    started = time.time()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    peak_was_reset = memory.reset_peak(device)  # this run's peak, not the sweep process's
-    out = train(exp, folder.write_metrics, console, folder.path / CHECKPOINT_FILE, resume)
-    # The checkpoint is written before metrics.jsonl and holds every epoch's record: a kill between
-    # the two in the last epoch leaves nothing for a resumed loop to do, so the file is rewritten here.
-    folder.write_metrics(out["metrics"])
-    peak_memory, peak_memory_method = memory.peak_mb(device, peak_was_reset)  # before a reloaded copy exists
-    size = folder.save_trained(out["best_state"], {"backbone_sha256": exp.backbone.sha256,
-                                                   "model": exp.backbone.name, "mode": exp.cfg.method.mode})
-    accelerator = out["accelerator"]
-    accelerator.wait_for_everyone()
-    reloaded = load_run_model(folder.path).model.to(accelerator.device)
-    test = evaluate(reloaded, out["test_loader"], accelerator)
-    best = out["best"]
-    summary = {
-        **summary, "status": "completed", "best_epoch": best["epoch"], "best_val_loss": best["val_loss"],
-        "best_val_accuracy": best["val_accuracy"], "inference_accuracy": test["accuracy"],
-        "test_loss": test["loss"], "train_seconds": out["train_seconds"],
-        "train_examples_per_s": out["train_examples_per_s"], "wall_seconds": time.time() - started,
-        "peak_memory_mb": peak_memory, "peak_memory_method": peak_memory_method, "device": out["device"],
-        "num_processes": out["num_processes"], "trained_file_bytes": size, "pad_ratio": out["pad_ratio"],
-        "cached_features": out["cached_features"],
-    }
-    folder.write_summary(summary)
-    return summary
-
-
-def record_end(folder: results.RunFolder, summary: dict[str, Any]) -> None:
-    """Write the summary of a run that stopped; on a full disk even this may fail, which must not
-    hide the error that stopped the run."""
-    try:
-        folder.write_summary(summary)
-    except (FtcliError, OSError) as e:
-        log.warning("%s: could not record status %r (%s)", folder.path, summary["status"], e)
+    return TrainResult(
+        best=loop.best, best_state=loop.best_state, metrics=loop.metrics, train_seconds=loop.train_seconds,
+        train_examples_per_s=loop.examples / max(loop.train_seconds, 1e-9),
+        pad_ratio=sum(m["pad_ratio"] for m in loop.metrics) / len(loop.metrics), device=str(accelerator.device),
+        num_processes=accelerator.num_processes, cached_features=None if cached is None else cached.cut.keep,
+        accelerator=accelerator, test_loader=test_loader)

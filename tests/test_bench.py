@@ -9,7 +9,7 @@ import math
 import pytest
 from typer.testing import CliRunner
 
-from finetune_cli import bench
+from finetune_cli import bench_contenders
 from finetune_cli.cli import app
 
 runner = CliRunner()
@@ -108,8 +108,8 @@ def test_unknown_mode_is_one_line_error(tmp_path):
 
 
 def test_short_texts_are_packed_to_exactly_seq_tokens():
-    tokenizer = bench._tokenizer("tiny-random-bert")
-    inputs = bench.make_inputs(tokenizer, "snli", 64, 4, 8)  # SNLI pairs are ~26 tokens
+    tokenizer = bench_contenders.tokenizer_for("tiny-random-bert")
+    inputs = bench_contenders.make_inputs(tokenizer, "snli", 64, 4, 8)  # SNLI pairs are ~26 tokens
     assert inputs.how == "packed" and inputs.num_labels == 3
     for b in [*inputs.train, inputs.eval]:
         assert b["input_ids"].shape[1] == 64 and bool(b["attention_mask"].all())

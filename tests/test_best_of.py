@@ -10,8 +10,7 @@ import shutil
 
 import pytest
 import yaml
-from conftest import CONFIGS
-from test_cli import FAST, ftcli
+from helpers import CONFIGS, FAST, ftcli
 
 from finetune_cli.config import DataConfig, dump_yaml, safe_load
 from finetune_cli.data import load_data, sample_dir

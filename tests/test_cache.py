@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_config
+from helpers import tiny_config
 
 import finetune_cli.train as train_module
+from finetune_cli.batching import encode, make_loader
 from finetune_cli.cache import CachedClassifier, find_cut
 from finetune_cli.config import MethodConfig, ModelConfig, config_from_dict
-from finetune_cli.data import DATASETS, encode, load_sample, make_loader
+from finetune_cli.data import load_sample
 from finetune_cli.methods import apply_method
 from finetune_cli.models import load_backbone
+from finetune_cli.tasks import DATASETS
 
 MODES = ["full", "layerwise", "top", "top_layers", "layernorm", "head", "pfeiffer", "lora", "ia3", "bitfit"]
 
@@ -90,7 +92,7 @@ def train_recording(monkeypatch, mode: str, store: bool, epochs: int = 3):
 def test_training_with_the_cache_equals_the_uncached_path(monkeypatch, mode):
     cached_records, cached_state, out, cached = train_recording(monkeypatch, mode, store=True)
     plain_records, plain_state, _, plain = train_recording(monkeypatch, mode, store=False)
-    assert out["cached_features"] == {"top": "cls", "head": "pooled"}[mode]
+    assert out.cached_features == {"top": "cls", "head": "pooled"}[mode]
     for a, b in zip(cached_records, plain_records, strict=True):
         for key in ("train_loss", "val_loss", "val_accuracy"):
             assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-7), key
@@ -106,7 +108,7 @@ def test_switching_the_cache_off_trains_on_the_plain_model(monkeypatch):
     cfg = config_from_dict(tiny_config("top", train={"cache_frozen_encoder": False}))
     exp = train_module.prepare_experiment(cfg)
     out = train_module.train(exp, on_epoch=lambda metrics: None)
-    assert out["cached_features"] is None
+    assert out.cached_features is None
 
 
 def test_a_cached_run_resumes_to_the_metrics_of_an_uninterrupted_one(tmp_path):

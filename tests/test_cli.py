@@ -10,19 +10,10 @@ import sys
 
 import pytest
 import yaml
-from conftest import CONFIGS, ROOT
-from typer.testing import CliRunner
+from helpers import CONFIGS, FAST, ROOT, ftcli
 
 from finetune_cli import __version__
-from finetune_cli.cli import app
-from finetune_cli.results import RUN_FILES
-
-runner = CliRunner()
-FAST = ["--set", "data.max_train_samples=48", "--set", "data.max_eval_samples=16", "--set", "train.epochs=1"]
-
-
-def ftcli(*args: str):
-    return runner.invoke(app, [str(a) for a in args])
+from finetune_cli.runfolder import RUN_FILES
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 import yaml
-from conftest import tiny_config
+from helpers import tiny_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

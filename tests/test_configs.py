@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from conftest import CONFIGS, tiny_config
+from helpers import CONFIGS, tiny_config
 
 from finetune_cli.config import RunConfig, apply_overrides, config_from_dict, load_config
 from finetune_cli.errors import ConfigError

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CONFIGS
+from helpers import CONFIGS
 
-from finetune_cli.results import RUN_FILES
+from finetune_cli.runfolder import RUN_FILES
 
 
 @pytest.mark.parametrize("mode", ["layerwise", "top"])  # top: the cached frozen encoder under DDP

@@ -6,8 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import CONFIGS
-from test_cli import FAST, ftcli
+from helpers import CONFIGS, FAST, ftcli
 
 from finetune_cli.artifacts import load_run_model
 from finetune_cli.config import ModelConfig

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import tiny_config
+from helpers import tiny_config
 
 from finetune_cli.artifacts import ArtifactError, load_run_model
 from finetune_cli.config import config_from_dict
-from finetune_cli.results import RunFolder
+from finetune_cli.runfolder import RunFolder
+from finetune_cli.workflows import RunSummary
 
 SLOW_ENOUGH = {"data": {"max_train_samples": 400, "max_eval_samples": 32}, "train": {"epochs": 4, "batch_size": 8}}
 DETERMINISTIC_KEYS = ("epoch", "train_loss", "val_loss", "val_accuracy", "learning_rate_end")
@@ -105,7 +106,8 @@ def test_sigterm_marks_the_run_interrupted(tmp_path):
 
 
 def test_nan_loss_stops_the_run_as_failed_and_keeps_its_records(tmp_path, monkeypatch):
-    from finetune_cli.train import RunFailed, run_and_record
+    from finetune_cli.train import RunFailed
+    from finetune_cli.workflows import run_and_record
 
     real = torch.nn.functional.cross_entropy
     monkeypatch.setattr(torch.nn.functional, "cross_entropy", lambda *a, **k: real(*a, **k) * float("nan"))
@@ -120,40 +122,42 @@ def test_nan_loss_stops_the_run_as_failed_and_keeps_its_records(tmp_path, monkey
 @pytest.mark.parametrize("mode", ["full", "layerwise", "top", "top_layers", "layernorm", "head", "pfeiffer", "lora",
                                   "ia3", "bitfit"])
 def test_reloaded_artifact_gives_identical_logits(tmp_path, mode):
-    from finetune_cli.train import run_and_record
+    from finetune_cli.workflows import run_and_record
 
     cfg = config_from_dict(tiny_config(mode))
     folder = RunFolder.create(tmp_path, mode)
     captured = {}
 
-    import finetune_cli.train as train_module
+    import finetune_cli.workflows as workflows_module
 
-    original = train_module.train
+    original = workflows_module.train
 
     def spy(exp, *args, **kwargs):
         out = original(exp, *args, **kwargs)
         captured["model"] = exp.model
         return out
 
-    train_module.train = spy
+    workflows_module.train = spy
     try:
         summary = run_and_record(cfg, folder)
     finally:
-        train_module.train = original
+        workflows_module.train = original
     reloaded = load_run_model(folder.path)
     batch = {"input_ids": torch.randint(1000, 3000, (4, 12)), "attention_mask": torch.ones(4, 12, dtype=torch.long)}
     captured["model"].eval()
     with torch.no_grad():
         assert torch.equal(captured["model"](**batch).logits, reloaded.model(**batch).logits)
-    assert summary["status"] == "completed"
+    assert summary.status == "completed"
 
 
 def test_reload_refuses_another_backbone_and_non_safetensors(tmp_path):
-    from finetune_cli.train import run_and_record
+    from finetune_cli.workflows import run_and_record
 
     folder = RunFolder.create(tmp_path, "run")
-    run_and_record(config_from_dict(tiny_config("top")), folder)
+    recorded = run_and_record(config_from_dict(tiny_config("top")), folder)
     summary = json.loads((folder.path / "summary.json").read_text())
+    assert recorded.to_json() == summary == RunSummary.from_json(summary).to_json()  # typed, same JSON
+    assert list(summary)[:3] == ["name", "status", "dataset"] and list(summary)[-1] == "cached_features"
     import finetune_cli.models as models
 
     original = models.TINY_SEED
@@ -179,7 +183,7 @@ def epochs_recorded(folder: Path) -> list[int]:
 
 def test_a_kill_right_after_the_last_checkpoint_loses_no_epoch_on_resume(tmp_path, monkeypatch):
     import finetune_cli.train as train_module
-    from finetune_cli.train import run_and_record
+    from finetune_cli.workflows import run_and_record
 
     cfg = config_from_dict(tiny_config("layerwise", train={"epochs": 2}))
     real = train_module.save_checkpoint
@@ -196,15 +200,15 @@ def test_a_kill_right_after_the_last_checkpoint_loses_no_epoch_on_resume(tmp_pat
     assert epochs_recorded(folder.path) == [1]
     monkeypatch.undo()
     summary = run_and_record(cfg, folder, resume=True)
-    assert summary["status"] == "completed" and epochs_recorded(folder.path) == [1, 2]
+    assert summary.status == "completed" and epochs_recorded(folder.path) == [1, 2]
 
 
-@pytest.mark.parametrize("stage", ["finetune_cli.results.RunFolder.save_trained",
-                                   "finetune_cli.artifacts.load_run_model"])
+@pytest.mark.parametrize("stage", ["finetune_cli.runfolder.RunFolder.save_trained",
+                                   "finetune_cli.workflows.load_run_model"])
 def test_sigterm_after_the_last_epoch_marks_the_run_interrupted(tmp_path, monkeypatch, stage):
     import os
 
-    from finetune_cli.train import run_and_record
+    from finetune_cli.workflows import run_and_record
 
     class Escaped(BaseException):
         pass
@@ -257,7 +261,7 @@ def test_a_full_disk_is_one_line_and_marks_the_run_failed(tmp_path, monkeypatch,
 def interrupted_run(tmp_path: Path, monkeypatch, **sections) -> tuple[Path, Path]:
     """(config file, run folder) of a 2-epoch run killed right after its first checkpoint."""
     import finetune_cli.train as train_module
-    from finetune_cli.train import run_and_record
+    from finetune_cli.workflows import run_and_record
 
     config = write_config(tmp_path, train={"epochs": 2}, **sections)
     real = train_module.save_checkpoint
@@ -325,3 +329,22 @@ def test_a_checkpoint_of_other_shapes_or_without_rng_state_is_one_line(tmp_path,
     assert result.exit_code == 2, (result.output, result.exception)
     error = result.stderr.splitlines()[-1]
     assert error.startswith(f"ftcli: error: {path}: does not fit this run (missing 'rng')"), error
+
+
+def test_a_checkpoint_missing_a_trained_tensor_is_one_line(tmp_path, monkeypatch):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    config, folder = interrupted_run(tmp_path, monkeypatch)
+    path = folder / "checkpoint.safetensors"
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata()
+    tensors = load_file(path)
+    dropped = sorted(k for k in tensors if k.startswith("model/"))[0]
+    del tensors[dropped]  # resuming would silently keep that tensor as initialised
+    save_file(tensors, path, metadata=metadata)
+    result = resume(config, "--resume")
+    assert result.exit_code == 2, (result.output, result.exception)
+    error = result.stderr.splitlines()[-1]
+    assert error.startswith(f"ftcli: error: {path}: does not fit this run (1 trained tensor(s) missing or "
+                            f"unexpected, e.g. {dropped[len('model/'):]}); "), error

@@ -7,12 +7,12 @@ import sys
 
 import pytest
 import torch
-from conftest import tiny_config
+from helpers import tiny_config
 
 from finetune_cli import memory
 from finetune_cli.config import config_from_dict
-from finetune_cli.results import RunFolder
-from finetune_cli.train import run_and_record
+from finetune_cli.runfolder import RunFolder
+from finetune_cli.workflows import run_and_record
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM reset is Linux-only")
@@ -21,8 +21,8 @@ def test_a_runs_peak_memory_excludes_what_the_process_did_before(tmp_path):
     del spike
     lifetime_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     summary = run_and_record(config_from_dict(tiny_config("top")), RunFolder.create(tmp_path, "run"))
-    assert summary["peak_memory_method"] == memory.CPU_RESET
-    assert 0 < summary["peak_memory_mb"] < lifetime_mb - 256
+    assert summary.outcome.peak_memory_method == memory.CPU_RESET
+    assert 0 < summary.outcome.peak_memory_mb < lifetime_mb - 256
 
 
 def test_without_a_reset_the_lifetime_peak_is_reported_as_such():

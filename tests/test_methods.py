@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_config
+from helpers import CONFIGS, tiny_config
 
 from finetune_cli.adapters import Adapter, add_layerwise_adapters
 from finetune_cli.config import LoraConfig, MethodConfig, ModelConfig, config_from_dict
@@ -185,8 +185,6 @@ def test_attention_dropout_is_opt_in_and_keeps_the_backbone_identity():
 
 @pytest.mark.slow
 def test_methods_budget_sweep_matches_budgets_within_ten_percent():
-    from conftest import CONFIGS
-
     from finetune_cli.sweep import load_sweep
 
     counts = {}
@@ -201,3 +199,19 @@ def test_methods_budget_sweep_matches_budgets_within_ten_percent():
         sizes = [counts[f"seed=0_dataset=ag_news_mode={n}"] for n in names]
         assert max(sizes) <= 1.1 * min(sizes), dict(zip(names, sizes, strict=True))
     assert sizes == [309_888, 297_600, 294_912]
+
+
+def test_bypassed_adapters_are_identities_and_come_back_even_after_an_error():
+    from finetune_cli.adapters import adapters_in, bypassed
+
+    backbone = load_backbone(ModelConfig(name="tiny-random-bert"), 2)
+    apply_method(backbone.model, MethodConfig(mode="layerwise", bottleneck=8, init_std=0.5))
+    model = backbone.model.eval()
+    adapters = adapters_in(model)
+    adapters[0].active = False  # already off: stays off after the block
+    h = torch.randn(2, 3, 32)
+    with pytest.raises(RuntimeError, match="boom"), bypassed(adapters):
+        assert not any(a.active for a in adapters)
+        assert torch.equal(adapters[1](h), h)
+        raise RuntimeError("boom")
+    assert [a.active for a in adapters] == [False] + [True] * (len(adapters) - 1)

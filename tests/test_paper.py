@@ -6,11 +6,9 @@ import json
 
 import pytest
 import torch
-from conftest import CONFIGS
-from test_cli import FAST, ftcli
+from helpers import CONFIGS, FAST, ftcli
 
-from finetune_cli.ablate import set_adapters_active
-from finetune_cli.adapters import Adapter
+from finetune_cli.adapters import Adapter, adapters_in, bypassed
 from finetune_cli.artifacts import load_run_model
 from finetune_cli.config import ModelConfig
 from finetune_cli.models import load_backbone
@@ -67,8 +65,6 @@ def test_ablate_writes_table_and_heatmap(runs):
 
 def test_bypassing_all_adapters_equals_the_backbone_with_trained_layernorms_and_head(runs):
     run = load_run_model(runs / "layerwise-0")
-    for layer in run.model.bert.encoder.layer:
-        set_adapters_active(layer, False)
     plain = load_backbone(ModelConfig(name="tiny-random-bert"), 2).model.eval()
     trained = {n: p for n, p in run.model.named_parameters() if run.is_trained(n) and ".adapter." not in n}
     renamed = {n.replace(".original.", "."): p for n, p in trained.items()}
@@ -76,8 +72,7 @@ def test_bypassing_all_adapters_equals_the_backbone_with_trained_layernorms_and_
     assert not unexpected
     batch = {"input_ids": torch.randint(1000, 3000, (3, 10)), "attention_mask": torch.ones(3, 10, dtype=torch.long)}
     with torch.no_grad():
-        assert torch.equal(plain(**batch).logits, run.model(**batch).logits)
-        for m in run.model.modules():
-            if isinstance(m, Adapter):
-                m.active = True
+        with bypassed(adapters_in(run.model)):
+            assert torch.equal(plain(**batch).logits, run.model(**batch).logits)
+        assert all(m.active for m in run.model.modules() if isinstance(m, Adapter))  # restored on the way out
         assert not torch.equal(plain(**batch).logits, run.model(**batch).logits)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import CONFIGS
-from test_cli import FAST, ftcli
+from helpers import CONFIGS, FAST, ftcli
 
 from finetune_cli.artifacts import load_run_model, share_frozen
 
@@ -56,3 +55,16 @@ def test_predict_errors_are_one_line(two_tasks, tmp_path):
     assert result.exit_code == 2 and "row 2: not valid JSON" in result.stderr
     result = ftcli("predict", tmp_path)
     assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_a_run_named_full_model_keeps_its_own_size(two_tasks, tmp_path):
+    import shutil
+
+    from finetune_cli.workflows import predict_runs
+
+    shutil.copytree(two_tasks / "imdb", tmp_path / "full_model")  # its size once collided with full_model_bytes
+    found = predict_runs([tmp_path / "full_model", two_tasks / "ag"], [{"text": "Fine."}])
+    trained = (tmp_path / "full_model" / "trained.safetensors").stat().st_size
+    assert found.run_bytes == {"full_model": trained, "ag": (two_tasks / "ag" / "trained.safetensors").stat().st_size}
+    assert found.full_model_bytes > 100 * trained and found.shared_bytes_saved > 0
+    assert [(p["index"], p["run"]) for p in found.rows] == [(0, "ag"), (0, "full_model")]

@@ -6,8 +6,7 @@ import json
 
 import pytest
 import yaml
-from conftest import CONFIGS
-from test_cli import ftcli
+from helpers import CONFIGS, ftcli
 
 from finetune_cli.errors import ConfigError
 from finetune_cli.sweep import load_sweep
@@ -87,7 +86,7 @@ def test_sweep_runs_then_skips_completed_and_redoes_broken(tmp_path):
     assert all(r["inference_accuracy_sem"] is not None for r in rows)
 
 
-@pytest.mark.parametrize("name", ["../../escaped", "/tmp/escaped", "a/b", ".hidden"])
+@pytest.mark.parametrize("name", ["../../escaped", "/tmp/escaped", "a/b", ".hidden"])  # noqa: S108 - hostile names, never written
 def test_a_sweep_name_is_one_folder_name_like_a_run_name(tmp_path, name):
     with pytest.raises(ConfigError, match="name: "):
         load_sweep(write_sweep(tmp_path, name=name))

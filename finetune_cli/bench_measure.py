@@ -1,0 +1,175 @@
+"""What `ftcli bench` measures besides time: matmul FLOPs counted with hooks, the machine's matmul
+peak, and peak memory in one fresh child process per contender (`python -m finetune_cli.bench_measure`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import memory
+from .bench_contenders import Batch, build, make_inputs, tokenizer_for
+from .errors import FtcliError
+from .models import quiet_transformers
+
+RESULT_MARK = "FTCLI_BENCH_RESULT "  # the line a memory child prints its result on
+
+
+# ----------------------------------------------------------------------------------------------
+# FLOPs: matmul FLOPs counted on the model itself with forward hooks
+
+
+def count_flops(model: nn.Module, batch: Batch) -> dict[str, float]:
+    """Matmul FLOPs of one training step on `batch`, counted with hooks during one forward.
+
+    Per nn.Linear with r input rows, i inputs, o outputs: forward 2·r·i·o; backward 2·r·i·o for
+    the input gradient if the input requires grad (something upstream trains) plus 2·r·i·o for
+    the weight gradient if the weight trains. Per self-attention (B batch, s tokens, d = heads ·
+    head size): forward QKᵀ and PV = 4·B·s²·d; backward 2× that when Q/K/V require grad.
+    Elementwise ops, softmax, LayerNorm and embedding look-ups are not counted."""
+    fwd = bwd = attn_fwd = attn_bwd = 0.0
+    handles = []
+
+    def linear_hook(mod: nn.Linear, args, output):
+        nonlocal fwd, bwd
+        x = args[0]
+        f = 2.0 * x.numel() / x.shape[-1] * mod.in_features * mod.out_features
+        fwd += f
+        bwd += f * (int(x.requires_grad) + int(mod.weight.requires_grad))
+
+    def attention_hook(mod: nn.Module, args, output):
+        nonlocal attn_fwd, attn_bwd
+        ctx = output[0] if isinstance(output, tuple) else output  # [B, s, d]
+        b, s = ctx.shape[0], ctx.shape[1]
+        d = mod.query.out_features
+        f = 4.0 * b * s * s * d
+        attn_fwd += f
+        attn_bwd += 2 * f * int(ctx.requires_grad)
+
+    for mod in model.modules():
+        if isinstance(mod, nn.Linear):
+            handles.append(mod.register_forward_hook(linear_hook))
+        elif all(isinstance(getattr(mod, k, None), nn.Linear) for k in ("query", "key", "value")):
+            handles.append(mod.register_forward_hook(attention_hook))
+    try:
+        with torch.enable_grad():
+            model(**{k: v for k, v in batch.items() if k != "labels"})
+    finally:
+        for h in handles:
+            h.remove()
+    n = batch["input_ids"].shape[0]
+    forward = fwd + attn_fwd
+    return {"forward": forward, "backward": bwd + attn_bwd, "train_step": forward + bwd + attn_bwd,
+            "forward_per_example": forward / n, "attention_forward": attn_fwd}
+
+
+def matmul_peak(shapes: list[tuple[int, int, int]], device: torch.device, reps: int = 10) -> list[dict]:
+    """Median GFLOP/s of fp32 torch.mm [m,k]@[k,n] per shape (same threads as the benchmark)."""
+    out = []
+    for m, k, n in shapes:
+        a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
+        c = torch.empty(m, n, device=device)
+        times = []
+        for i in range(reps + 2):
+            sync(device)
+            t = time.perf_counter()
+            torch.mm(a, b, out=c)
+            sync(device)
+            if i >= 2:
+                times.append(time.perf_counter() - t)
+        out.append({"m": m, "k": k, "n": n, "gflops": 2.0 * m * k * n / statistics.median(times) / 1e9})
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Timing
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn: Callable[[Any], Any], arg: Any, device: torch.device) -> tuple[float, Any]:
+    sync(device)
+    t = time.perf_counter()
+    value = fn(arg)
+    sync(device)
+    return time.perf_counter() - t, value
+
+
+def summarize(times: list[float]) -> dict[str, float]:
+    q = statistics.quantiles(times, n=4) if len(times) >= 2 else [times[0]] * 3
+    return {"median": statistics.median(times), "min": min(times), "max": max(times),
+            "q1": q[0], "q3": q[2]}
+
+
+
+# ----------------------------------------------------------------------------------------------
+# Peak memory: one fresh child process per contender
+
+MEMORY_METHOD_CPU = (
+    "fresh child process per contender; baseline = RSS after imports and inputs, before the model; "
+    "one warm-up step (optimizer state allocated), malloc_trim, peak-RSS counter reset "
+    "(/proc/self/clear_refs 5), then the measured steps; peak_train = VmHWM - baseline")
+MEMORY_METHOD_CUDA = ("fresh child process per contender; one warm-up step, reset_peak_memory_stats, "
+                      "measured steps; peak_train = torch.cuda.max_memory_allocated")
+
+
+def _import_everything() -> None:
+    """Import, before the baseline, what the module imports above leave for first use: transformers
+    loads the BERT modeling code only when a model is built."""
+    import transformers.models.bert.modeling_bert  # noqa: F401 - imported for its memory, on purpose
+
+
+def memory_child(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run in a fresh process: build one contender, train, report its peak memory (MiB)."""
+    torch.set_num_threads(spec["threads"])
+    dev = torch.device(spec["device"])
+    tmp = Path(spec["tmp"])
+    inputs = make_inputs(tokenizer_for(spec["model"]), spec["dataset"], spec["seq"], spec["batch"], spec["eval_batch"])
+    batches = [{k: v.to(dev) for k, v in b.items()} for b in inputs.train]
+    _import_everything()  # code is not what we measure: import all of it before the baseline
+    torch.mm(torch.ones(64, 64), torch.ones(64, 64))  # start the thread pool before the baseline
+    cuda = dev.type == "cuda"
+    if not cuda:
+        memory.malloc_trim()
+    baseline = torch.cuda.memory_allocated() if cuda else memory.status_kib("VmRSS") * 1024
+    c = build(spec["name"], spec["model"], spec["bottleneck"], spec["num_labels"], spec["seed"], dev, tmp)
+    loaded = torch.cuda.memory_allocated() if cuda else memory.status_kib("VmRSS") * 1024
+    c.model.train()
+    c.step(batches[0])
+    sync(dev)
+    reset = memory.reset_peak(str(dev))
+    for i in range(spec["steps"]):
+        c.step(batches[(i + 1) % len(batches)])
+    sync(dev)
+    peak = memory.peak_mb(str(dev), reset)[0] * 2**20
+    mib = 2**20
+    return {"peak_train_mb": (peak - baseline) / mib, "peak_rss_mb": peak / mib, "baseline_mb": baseline / mib,
+            "model_loaded_mb": (loaded - baseline) / mib, "peak_reset": reset}
+
+
+def measure_memory_in_child(spec: dict[str, Any]) -> dict[str, Any]:
+    env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
+    proc = subprocess.run([sys.executable, "-m", "finetune_cli.bench_measure"], input=json.dumps(spec),
+                          capture_output=True, text=True, env=env, check=False)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_MARK):
+            return json.loads(line[len(RESULT_MARK):])
+    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    raise FtcliError(f"bench: the memory child for {spec['name']} failed (exit {proc.returncode}): {tail}")
+
+
+if __name__ == "__main__":  # the memory child: spec as JSON on stdin, result on one marked line
+    quiet_transformers()
+    print(RESULT_MARK + json.dumps(memory_child(json.loads(sys.stdin.read()))), flush=True)

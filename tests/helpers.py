@@ -1,0 +1,38 @@
+"""Helpers shared by the tests (imported as `from helpers import ...`; conftest.py only sets up pytest)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from finetune_cli.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+
+
+def tiny_config(mode: str = "layerwise", **sections) -> dict:
+    """A config dict for the tiny random BERT on 48 IMDB sample examples."""
+    cfg = {
+        "model": {"name": "tiny-random-bert", "max_length": 32},
+        "data": {"dataset": "imdb", "source": "sample", "max_train_samples": 48, "max_eval_samples": 16},
+        "method": {"mode": mode, "bottleneck": 8},
+        "train": {"epochs": 1, "batch_size": 16, "learning_rate": 1e-2},
+        "seed": 0,
+    }
+    for key, values in sections.items():
+        if isinstance(values, dict):
+            cfg[key] = {**cfg.get(key, {}), **values}
+        else:
+            cfg[key] = values
+    return cfg
+
+
+runner = CliRunner()
+FAST = ["--set", "data.max_train_samples=48", "--set", "data.max_eval_samples=16", "--set", "train.epochs=1"]
+
+
+def ftcli(*args: str):
+    """`ftcli ARGS` in this process (typer's CliRunner)."""
+    return runner.invoke(app, [str(a) for a in args])
