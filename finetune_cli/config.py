@@ -71,7 +71,7 @@ class LoraConfig:
     # Dropout on the input of the low-rank branch (PEFT's `lora_dropout`).
     dropout: float = _f(0.0, lo=0.0, hi=1.0)
     # Linear layers to adapt, by name suffix; the LoRA paper adapts the attention query and value.
-    target_modules: tuple[str, ...] = ("query", "value")
+    target_modules: tuple[str, ...] = _f(("query", "value"), lo=1)
     # Also train every LayerNorm (as layer-wise adapters do); false: LoRA matrices + head only.
     train_layernorms: bool = False
 
@@ -80,9 +80,9 @@ class LoraConfig:
 class IA3Config:
     # Linear layers that get a learned scaling vector, by name suffix (PEFT's defaults for BERT:
     # key, value and every `output.dense`, i.e. the attention output and the feed-forward output).
-    target_modules: tuple[str, ...] = ("key", "value", "output.dense")
+    target_modules: tuple[str, ...] = _f(("key", "value", "output.dense"), lo=1)
     # Which of the targets scale their input (feed-forward layers) instead of their output.
-    feedforward_modules: tuple[str, ...] = ("output.dense",)
+    feedforward_modules: tuple[str, ...] = _f(("output.dense",))
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,11 @@ class TrainConfig:
     # example, without dropout, and reuse its [CLS] output every epoch (later epochs >100x faster,
     # README "Cached frozen encoder"). false = rerun it every step with its dropout on.
     cache_frozen_encoder: bool = True
+    # Experiment trackers that also record the run: mlflow (one MLflow run per ftcli run, in the
+    # experiment named after the folder holding the run folder: a sweep's name, or `runs`; MLflow's
+    # MLFLOW_TRACKING_URI / MLFLOW_EXPERIMENT_NAME apply) and/or tensorboard (event files in the run
+    # folder's `tensorboard/`). Needs `pip install -e '.[track]'`.
+    report_to: tuple[Literal["mlflow", "tensorboard"], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -157,8 +162,15 @@ def _type_name(tp: Any) -> str:
         inner = [a for a in typing.get_args(tp) if a is not type(None)]
         return _type_name(inner[0]) + " or null"
     if origin is tuple:
-        return "a list of strings"
+        return "a list of " + _plural(typing.get_args(tp)[0])
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
+
+
+def _plural(tp: Any) -> str:
+    """What a list holds: `strings`, or `values from 'a', 'b'` for a Literal."""
+    if typing.get_origin(tp) is Literal:
+        return "values from " + ", ".join(repr(a) for a in typing.get_args(tp))
+    return {str: "strings", int: "integers", float: "numbers"}.get(tp, str(tp))
 
 
 def _key_text(key: Any) -> str:
@@ -178,11 +190,12 @@ def _check_value(key: str, tp: Any, meta: dict, value: Any) -> Any:
         (tp,) = [a for a in typing.get_args(tp) if a is not type(None)]
         origin, or_null = typing.get_origin(tp), " or null"
     expected = _type_name(tp)
-    if origin is tuple:  # tuple[str, ...]: a non-empty YAML list of non-empty strings, kept as a tuple
-        strings = isinstance(value, (list, tuple)) and all(isinstance(v, str) and v.strip() for v in value)
-        if not strings or not value:  # a tuple too: what config_to_dict gives back
-            raise ConfigError(f"{key}: got {short_repr(value)}, expected a non-empty list of strings")
-        return tuple(value)
+    if origin is tuple:  # tuple[X, ...]: a YAML list (or the tuple config_to_dict gives back) of X
+        least = meta.get("lo") or 0
+        if not isinstance(value, (list, tuple)) or len(value) < least:
+            raise ConfigError(f"{key}: got {short_repr(value)}, expected {'a non-empty' if least else 'a'} list of "
+                              f"{_plural(typing.get_args(tp)[0])}")
+        return tuple(_check_value(f"{key}[{i}]", typing.get_args(tp)[0], {}, v) for i, v in enumerate(value))
     if origin is Literal:
         if value not in typing.get_args(tp) or isinstance(value, bool):
             raise ConfigError(f"{key}: got {short_repr(value)}, expected {expected}{or_null}")

@@ -24,6 +24,7 @@ from .errors import ConfigError, DataError, FtcliError, short_repr
 from .methods import MODES
 from .results import normalized
 from .runfolder import CONFIG_FILE, WEIGHTS_FILE, RunFolder, check_writable, library_versions, read_summary
+from .tracking import Trackers
 from .train import Experiment, distributed_state, evaluate, prepare_experiment, train
 
 log = logging.getLogger(__name__)
@@ -240,19 +241,24 @@ def run_and_record(cfg: RunConfig, folder: RunFolder, console=None, resume: bool
     summary = RunSummary(folder.path.name, "running", describe(exp))
     if console is not None and folder.enabled:
         console.print(exp.counts.line())
+    trackers = Trackers(cfg.train.report_to if folder.enabled else (), folder.path, config_to_dict(cfg))
     with sigterm_as_interrupt():
         try:
             folder.write_summary(summary.to_json())
-            summary = train_and_test(exp, folder, summary, console, resume)
+            summary = train_and_test(exp, folder, summary, console, resume, trackers)
         except (KeyboardInterrupt, Exception) as e:
             status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-            record_end(folder, dataclasses.replace(summary, status=status, error=str(e) or e.__class__.__name__))
+            ended = dataclasses.replace(summary, status=status, error=str(e) or e.__class__.__name__)
+            record_end(folder, ended)
+            trackers.finish(ended.to_json())
             raise
     folder.remove(CHECKPOINT_FILE)  # the run is complete: the trained file is all that is needed
+    trackers.finish(summary.to_json())
     return summary
 
 
-def train_and_test(exp: Experiment, folder: RunFolder, summary: RunSummary, console, resume: bool) -> RunSummary:
+def train_and_test(exp: Experiment, folder: RunFolder, summary: RunSummary, console, resume: bool,
+                   trackers: Trackers) -> RunSummary:
     """Train, save the best epoch, and test it; returns the completed summary (also written).
 
     The inference accuracy is measured on the model rebuilt from the run folder (backbone +
@@ -261,7 +267,11 @@ def train_and_test(exp: Experiment, folder: RunFolder, summary: RunSummary, cons
     started = time.time()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     peak_was_reset = memory.reset_peak(device)  # this run's peak, not the sweep process's
-    out = train(exp, folder.write_metrics, console, folder.path / CHECKPOINT_FILE, resume)
+    def record_epoch(records: list[dict]) -> None:
+        folder.write_metrics(records)
+        trackers.log_epoch(records)
+
+    out = train(exp, record_epoch, console, folder.path / CHECKPOINT_FILE, resume)
     # The checkpoint is written before metrics.jsonl and holds every epoch's record: a kill between
     # the two in the last epoch leaves nothing for a resumed loop to do, so the file is rewritten here.
     folder.write_metrics(out.metrics)
