@@ -78,21 +78,23 @@ def numbers(record: dict[str, Any]) -> dict[str, float]:
             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
 
 
-def _require(module: str):
-    import importlib
+def _require(package: str) -> None:
+    """A one-line error when an optional tracker library is missing (checked before importing it)."""
+    import importlib.util
 
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ConfigError(f"train.report_to: {module.split('.')[0]} is not installed; "
-                          "pip install -e '.[track]' (or remove it from train.report_to)") from None
+    if importlib.util.find_spec(package) is None:
+        raise ConfigError(f"train.report_to: {package} is not installed; "
+                          "pip install -e '.[track]' (or remove it from train.report_to)")
 
 
 class MlflowTracker:
     """One MLflow run per ftcli run, continued on resume."""
 
     def __init__(self, folder: Path, config: dict[str, Any]):
-        self.mlflow = _require("mlflow")
+        _require("mlflow")
+        import mlflow  # here: MLflow takes seconds to import and only this tracker needs it
+
+        self.mlflow = mlflow
         self.folder = folder
         client_run = self._resume_id()
         self.mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or folder.parent.name)
