@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
-from .errors import FtcliError
+from .errors import ConfigError, FtcliError
 from .results import SORT_KEYS
 
 app = typer.Typer(
@@ -106,6 +106,18 @@ def train(
                   f"{outcome.inference_accuracy:.4f} | run folder: {runs_dir / summary.name}", soft_wrap=True)
 
 
+class Launcher(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+def require_ray() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise ConfigError("--launcher ray: Ray is not installed; pip install -e '.[ray]' (or use --launcher local)")
+
+
 @app.command(epilog="Examples:\n\n  ftcli sweep configs/sweeps/size_curve.yaml --dry-run\n\n"
                     "  ftcli sweep configs/sweeps/size_curve.yaml   # rerun to resume: completed runs are skipped\n\n"
                     "  ftcli sweep configs/sweeps/claim.yaml --set data.source=~/data   # ~/data/<dataset>/train.jsonl")
@@ -117,12 +129,23 @@ def sweep(
                                                            "data.source=~/data.")] = None,
     runs_dir: Annotated[Path, typer.Option(help="Runs go to RUNS_DIR/<sweep name>/<run name>.")] = Path("runs"),
     dry_run: Annotated[bool, typer.Option(help="List the runs and whether each is done / resume / new.")] = False,
+    launcher: Annotated[Launcher, typer.Option(help="local: one run after another here; ray: each run a Ray "
+                                                    "task (pip install -e '.[ray]').")] = Launcher.local,
+    address: Annotated[Optional[str], typer.Option(help="Ray: an existing cluster's address (default: start "
+                                                        "a local one).")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Ray, local cluster: runs at once (default: "
+                                                               "CPUs // cpus-per-run).")] = None,
+    cpus_per_run: Annotated[float, typer.Option(min=0.01, help="Ray: CPUs per run (its torch threads).")] = 1.0,
+    gpus_per_run: Annotated[float, typer.Option(min=0.0, help="Ray: GPUs per run (fractions share).")] = 0.0,
 ) -> None:
     """Run a grid of configs resumably (completed runs are skipped, interrupted ones resumed)."""
-    from .sweep import load_sweep, run_sweep
+    from .sweep import RayOptions, load_sweep, run_sweep
 
     plan = load_sweep(sweep_file, set_ or [])
-    outcomes = run_sweep(plan, runs_dir, err, dry_run)
+    ray = RayOptions(address, workers, cpus_per_run, gpus_per_run) if launcher is Launcher.ray else None
+    if ray is not None and not dry_run:
+        require_ray()
+    outcomes = run_sweep(plan, runs_dir, err, dry_run, ray)
     for name, outcome in outcomes:
         out.print(f"{outcome:9} {runs_dir / plan.name / name}", markup=False, highlight=False, soft_wrap=True)
     if any(outcome == "failed" for _, outcome in outcomes):

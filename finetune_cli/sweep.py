@@ -153,42 +153,97 @@ def run_status(folder: Path) -> str:
     return "done" if read_summary(folder).get("status") == "completed" else "resume"
 
 
-def run_sweep(sweep: Sweep, runs_dir: Path, console, dry_run: bool = False) -> list[tuple[str, str]]:
-    """Run every run of the sweep not yet completed; returns (name, outcome) per run. Several launchers
-    may work on one sweep at once (other shells, machines on a shared file system): each run is
-    claimed with a lock file first, and a run another launcher holds is skipped as `busy`."""
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how big each Ray task is (`ftcli sweep --launcher ray`)."""
+
+    address: str | None = None  # an existing cluster (`ray start --head` prints it); None = a local one
+    workers: int | None = None  # local cluster only: how many runs at once (None: one per `cpus` CPUs)
+    cpus: float = 1.0  # CPUs reserved per run (torch threads follow it: Ray sets OMP_NUM_THREADS)
+    gpus: float = 0.0  # GPUs per run (fractions share one)
+
+
+def run_sweep(sweep: Sweep, runs_dir: Path, console, dry_run: bool = False,
+              ray: RayOptions | None = None) -> list[tuple[str, str]]:
+    """Run every run of the sweep not yet completed, here one after another or (`ray`) as Ray tasks;
+    returns (name, outcome) per run. Several launchers may work on one sweep at once (other shells,
+    machines on a shared file system): each run is claimed with a lock file first (`run_cell`), and a
+    run another launcher holds is skipped as `busy`."""
     root = Path(runs_dir) / sweep.name
     statuses = [(run, run_status(root / run.name)) for run in sweep.runs]
     if dry_run:
         return [(run.name, status) for run, status in statuses]
     root.mkdir(parents=True, exist_ok=True)
-    outcomes, durations = [], []
-    todo = sum(status != "done" for _, status in statuses)
-    for run, status in statuses:
-        if status == "done":
-            outcomes.append((run.name, "done"))
-            continue
-        with run_lock(root / f".{run.name}.lock") as held_by:
-            status = run_status(root / run.name)  # another launcher may have finished it meanwhile
-            if held_by is not None or status == "done":
-                outcomes.append((run.name, "done" if status == "done" else "busy"))
-                if held_by is not None:
-                    console.print(f"sweep {sweep.name}: {run.name} is being trained by {held_by}; skipped",
-                                  highlight=False, markup=False)
-                continue
-            left = todo - len(durations)
-            eta = f", eta {_clock(left * sum(durations) / len(durations))}" if durations else ""
-            console.print(f"[bold]sweep {sweep.name}[/bold]: {len(outcomes)}/{len(statuses)} done, running "
-                          f"{run.name} ({status}), {left - 1} left after it{eta}", highlight=False)
-            start = time.perf_counter()
-            try:
-                train_from_config(run.cfg, sweep.path, root, overwrite=False, console=console, resume=True)
-                outcomes.append((run.name, "completed"))
-            except RunFailed as e:
-                console.print(f"[red]{run.name} failed:[/red] {e}", highlight=False)
-                outcomes.append((run.name, "failed"))
-            durations.append(time.perf_counter() - start)
+    todo = [run for run, status in statuses if status != "done"]
+    done = {run.name: "done" for run, status in statuses if status == "done"}
+    if todo:
+        done.update(run_on_ray(sweep, todo, root, console, ray) if ray else run_here(sweep, todo, root, console))
+    return [(run.name, done[run.name]) for run in sweep.runs]
+
+
+def run_here(sweep: Sweep, todo: list[SweepRun], root: Path, console) -> dict[str, str]:
+    """The local launcher: one run after another in this process."""
+    outcomes, durations = {}, []
+    for run in todo:
+        left = len(todo) - len(durations)
+        eta = f", eta {_clock(left * sum(durations) / len(durations))}" if durations else ""
+        console.print(f"[bold]sweep {sweep.name}[/bold]: {len(sweep.runs) - left}/{len(sweep.runs)} done, running "
+                      f"{run.name} ({run_status(root / run.name)}), {left - 1} left after it{eta}", highlight=False)
+        start = time.perf_counter()
+        outcomes[run.name] = run_cell(run, sweep.path, root, console)
+        durations.append(time.perf_counter() - start)
     return outcomes
+
+
+def run_cell(run: SweepRun, sweep_path: Path, root: Path, console) -> str:
+    """One sweep cell, as `ftcli train --resume` would run it, under its lock: `completed`, `failed`,
+    `done` (finished meanwhile by another launcher) or `busy` (another launcher holds it). The same
+    code runs in this process (local launcher) and in a Ray worker."""
+    with run_lock(root / f".{run.name}.lock") as held_by:
+        if held_by is not None:
+            console.print(f"{run.name} is being trained by {held_by}; skipped", highlight=False, markup=False)
+            return "busy"
+        if run_status(root / run.name) == "done":
+            return "done"
+        try:
+            train_from_config(run.cfg, sweep_path, root, overwrite=False, console=console, resume=True)
+        except RunFailed as e:
+            console.print(f"[red]{run.name} failed:[/red] {e}", highlight=False)
+            return "failed"
+        return "completed"
+
+
+def run_on_ray(sweep: Sweep, todo: list[SweepRun], root: Path, console, options: RayOptions) -> dict[str, str]:
+    """The Ray launcher: each cell is one Ray task running `run_cell` (so run folders, names, locks and
+    resuming are the local launcher's). The run folders must be on a file system every node sees."""
+    import ray  # an optional extra (`pip install -e '.[ray]'`); the local launcher never needs it
+
+    if options.address is None:
+        workers = options.workers or max(1, int((os.cpu_count() or 1) // options.cpus))
+        ray.init(num_cpus=workers * options.cpus, num_gpus=None, include_dashboard=False,
+                 log_to_driver=False)
+    else:
+        ray.init(address=options.address, log_to_driver=False)
+    try:
+        task = ray.remote(num_cpus=options.cpus, num_gpus=options.gpus)(_ray_cell)
+        pending = {task.remote(run, sweep.path, root.resolve()): run.name for run in todo}
+        outcomes = {}
+        while pending:
+            [ref], _ = ray.wait(list(pending), num_returns=1)
+            name = pending.pop(ref)
+            outcomes[name] = ray.get(ref)
+            console.print(f"[bold]sweep {sweep.name}[/bold] on Ray: {name} {outcomes[name]}, "
+                          f"{len(pending)} still queued or running", highlight=False)
+        return outcomes
+    finally:
+        ray.shutdown()
+
+
+def _ray_cell(run: SweepRun, sweep_path: Path, root: Path) -> str:
+    """A Ray task: a worker has no terminal, so progress goes to the worker's log (stderr)."""
+    from rich.console import Console
+
+    return run_cell(run, sweep_path, root, Console(stderr=True))
 
 
 @contextlib.contextmanager
