@@ -125,6 +125,12 @@ class TrainConfig:
     max_grad_norm: Optional[float] = _f(1.0, lo=0.0, hi=1e6, lo_open=True)
     # Batch examples of similar length (less padding, same data per epoch); see batching.BatchPlan.
     group_by_length: bool = True
+    # Micro-batches of batch_size whose gradients add up to one optimizer step: the step of a
+    # batch_size x N batch in the memory of one batch_size batch (accelerate's accumulation).
+    grad_accumulation_steps: int = _f(1, lo=1, hi=4096)
+    # Stop after this many epochs in a row without a better validation accuracy (the selection
+    # metric); null = train every epoch. The best epoch is what is kept either way.
+    early_stopping_patience: Optional[int] = _f(None, lo=1, hi=1000)
     # Mixed precision through accelerate: no | bf16 | fp16 (fp16 needs a GPU).
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     # Modes whose trained part sits above a frozen encoder (top, head): run the encoder once per

@@ -80,10 +80,11 @@ def distributed_state():
     return PartialState(cpu=not torch.cuda.is_available())
 
 
-def distributed_accelerator(mixed_precision: str = "no"):
+def distributed_accelerator(mixed_precision: str = "no", grad_accumulation_steps: int = 1):
     """An accelerate Accelerator for this process (CPU, one GPU, or one rank of several)."""
     distributed_state()
-    return Accelerator(mixed_precision=mixed_precision, cpu=not torch.cuda.is_available())
+    return Accelerator(mixed_precision=mixed_precision, cpu=not torch.cuda.is_available(),
+                       gradient_accumulation_steps=grad_accumulation_steps)
 
 
 def seed_everything(seed: int) -> None:
@@ -146,18 +147,23 @@ def evaluate(model: nn.Module, loader, accelerator) -> dict[str, float]:
 
 
 def train_step(model, batch, optimizer, scheduler, accelerator, max_grad_norm) -> float:
-    """One optimizer step on one batch (also what `ftcli bench` times); returns the loss."""
-    loss = model(**batch).loss
-    value = loss.item()
-    if not math.isfinite(value):
-        raise RunFailed(f"the training loss became {value}; lower train.learning_rate or set train.max_grad_norm")
-    accelerator.backward(loss)
-    if max_grad_norm is not None:
-        accelerator.unscale_gradients()  # fp16 loss scaling; a no-op otherwise
-        torch.nn.utils.clip_grad_norm_(trained_params(optimizer), max_grad_norm, foreach=True)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
+    """One batch (also what `ftcli bench` times); returns its loss. With gradient accumulation the
+    optimizer steps on every Nth batch and at the end of the epoch (accelerate divides the loss by N,
+    skips the prepared optimizer's step and zero_grad until the gradients sync, and, across
+    processes, skips the all-reduce of the batches in between)."""
+    with accelerator.accumulate(model):
+        loss = model(**batch).loss
+        value = loss.item()
+        if not math.isfinite(value):
+            raise RunFailed(f"the training loss became {value}; lower train.learning_rate or set train.max_grad_norm")
+        accelerator.backward(loss)
+        if max_grad_norm is not None and accelerator.sync_gradients:
+            accelerator.unscale_gradients()  # fp16 loss scaling; a no-op otherwise
+            torch.nn.utils.clip_grad_norm_(trained_params(optimizer), max_grad_norm, foreach=True)
+        optimizer.step()
+        if accelerator.sync_gradients:  # the schedule counts optimizer steps
+            scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
     return value
 
 
@@ -175,6 +181,11 @@ def train_one_epoch(model, loader, optimizer, scheduler, accelerator, max_grad_n
     return total / max(1, steps)
 
 
+def patience_ran_out(loop: LoopState, patience: int | None) -> bool:
+    """Early stopping: `patience` epochs in a row without a better validation accuracy."""
+    return patience is not None and loop.best is not None and loop.epoch - loop.best["epoch"] >= patience
+
+
 def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = None,
           resume: bool = False) -> TrainResult:
     """Train, evaluate after each epoch, and restore the best epoch by validation accuracy.
@@ -185,7 +196,7 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
     """
 
     cfg = exp.cfg.train
-    accelerator = distributed_accelerator(cfg.mixed_precision)
+    accelerator = distributed_accelerator(cfg.mixed_precision, cfg.grad_accumulation_steps)
     pad_id = exp.backbone.tokenizer.pad_token_id
     group = cfg.group_by_length
     train_loader = make_loader(exp.encoded["train"], cfg.batch_size, pad_id, True, exp.cfg.seed, group)
@@ -196,7 +207,8 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
     cached = cached_classifier(exp.model, exp.is_trained) if cfg.cache_frozen_encoder else None
     model, optimizer, train_loader, val_loader, test_loader = accelerator.prepare(
         cached or exp.model, optimizer, train_loader, val_loader, test_loader)
-    scheduler = make_scheduler(optimizer, cfg.epochs * len(train_loader), cfg.warmup_ratio)
+    steps_per_epoch = math.ceil(len(train_loader) / cfg.grad_accumulation_steps)  # optimizer steps
+    scheduler = make_scheduler(optimizer, cfg.epochs * steps_per_epoch, cfg.warmup_ratio)
     plain = exp.model  # moved to the device by prepare; what is checkpointed and saved
 
     loop = LoopState(epoch=0, metrics=[], best=None, best_state={}, train_seconds=0.0, examples=0)
@@ -206,6 +218,8 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
     steps = len(train_loader)
     with TrainProgress(cfg.epochs, steps, console, accelerator.is_main_process, done=loop.epoch * steps) as progress:
         for epoch in range(loop.epoch + 1, cfg.epochs + 1):
+            if patience_ran_out(loop, cfg.early_stopping_patience):  # also after a resume
+                break
             train_loader.set_epoch(epoch - 1)  # batches depend on seed and epoch only
             plan.set_epoch(epoch - 1)
             start = time.perf_counter()
@@ -223,6 +237,8 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
             loop.examples += len(exp.encoded["train"])
             if loop.best is None or val["accuracy"] > loop.best["val_accuracy"]:
                 loop.best, loop.best_state = record, trained_state_dict(plain, exp.is_trained)
+            record["epochs_without_improvement"] = epoch - loop.best["epoch"]
+            record["optimizer_steps"] = epoch * steps_per_epoch
             if checkpoint is not None and accelerator.is_main_process:
                 save_checkpoint(checkpoint, plain, exp.is_trained, optimizer, scheduler, loop)
             progress.end_epoch(epoch, val)

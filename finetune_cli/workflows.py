@@ -152,6 +152,7 @@ class RunOutcome:
     """What a completed run measured: the second half of its summary.json."""
 
     best_epoch: int
+    epochs_trained: int  # fewer than `epochs` when train.early_stopping_patience stopped the run
     best_val_loss: float
     best_val_accuracy: float
     inference_accuracy: float  # on the test split, of the model reloaded from the run folder
@@ -282,7 +283,8 @@ def train_and_test(exp: Experiment, folder: RunFolder, summary: RunSummary, cons
     reloaded = load_run_model(folder.path).model.to(out.accelerator.device)
     test = evaluate(reloaded, out.test_loader, out.accelerator)
     outcome = RunOutcome(
-        best_epoch=out.best["epoch"], best_val_loss=out.best["val_loss"], best_val_accuracy=out.best["val_accuracy"],
+        best_epoch=out.best["epoch"], epochs_trained=len(out.metrics), best_val_loss=out.best["val_loss"],
+        best_val_accuracy=out.best["val_accuracy"],
         inference_accuracy=test["accuracy"], test_loss=test["loss"], train_seconds=out.train_seconds,
         train_examples_per_s=out.train_examples_per_s, wall_seconds=time.time() - started,
         peak_memory_mb=peak_memory, peak_memory_method=peak_memory_method, device=out.device,

@@ -1,0 +1,100 @@
+"""train.grad_accumulation_steps and train.early_stopping_patience: what they compute, what they
+record, and that --resume respects them. The loop stays mode-blind (they are loop settings)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import tiny_config
+
+import finetune_cli.train as train_module
+from finetune_cli.config import config_from_dict
+from finetune_cli.train import prepare_experiment, train
+
+
+def trained_weights(tmp_path, batch_size: int, accumulate: int, mode: str = "layerwise", **train_cfg):
+    """Train the tiny model one epoch on 48 examples in a fixed order, dropout off (the only randomness
+    that micro-batches would draw differently); returns the trained tensors."""
+    cfg = config_from_dict(tiny_config(mode, train={"batch_size": batch_size, "grad_accumulation_steps": accumulate,
+                                                    "group_by_length": False, "epochs": 1, **train_cfg}))
+    exp = prepare_experiment(cfg)
+    for module in exp.model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    result = train(exp, on_epoch=lambda records: None)
+    return result.best_state, result.metrics
+
+
+@pytest.mark.parametrize("mode", ["layerwise", "full"])
+def test_accumulating_two_batches_of_8_equals_one_batch_of_16(tmp_path, mode):
+    big, big_metrics = trained_weights(tmp_path, 16, 1, mode)
+    small, small_metrics = trained_weights(tmp_path, 8, 2, mode)
+    unaccumulated, _ = trained_weights(tmp_path, 8, 1, mode)
+    assert big_metrics[0]["optimizer_steps"] == small_metrics[0]["optimizer_steps"] == 3  # 48 examples
+    for name in big:
+        torch.testing.assert_close(small[name], big[name], rtol=1e-4, atol=1e-5)
+    assert any(not torch.allclose(unaccumulated[n], big[n], atol=1e-4) for n in big)  # the test can fail
+
+
+def scripted_evaluation(monkeypatch, accuracies: list[float]):
+    """The loop's validation accuracies, in the order given (an evaluation past the end fails)."""
+    queue = list(accuracies)
+
+    def evaluate(model, loader, accelerator):
+        return {"loss": 1.0 - queue[0], "accuracy": queue.pop(0)}
+
+    monkeypatch.setattr(train_module, "evaluate", evaluate)
+
+
+def early_stopping_run(checkpoint=None, resume=False, on_epoch=lambda records: None):
+    cfg = config_from_dict(tiny_config("top", train={"epochs": 6, "early_stopping_patience": 2}))
+    return train(prepare_experiment(cfg), on_epoch, checkpoint=checkpoint, resume=resume)
+
+
+def test_early_stopping_after_patience_epochs_without_a_better_validation_accuracy(monkeypatch):
+    scripted_evaluation(monkeypatch, [0.5, 0.6, 0.55, 0.6, 0.7, 0.7])
+    result = early_stopping_run()
+    assert [m["epoch"] for m in result.metrics] == [1, 2, 3, 4]  # epochs 3 and 4 did not beat 0.6
+    assert [m["epochs_without_improvement"] for m in result.metrics] == [0, 0, 1, 2]
+    assert result.best["epoch"] == 2  # the kept model is the best epoch's
+
+
+def test_without_patience_every_epoch_trains(monkeypatch):
+    scripted_evaluation(monkeypatch, [0.5, 0.4, 0.3])
+    cfg = config_from_dict(tiny_config("top", train={"epochs": 3}))
+    assert len(train(prepare_experiment(cfg), lambda records: None).metrics) == 3
+
+
+def test_a_resumed_run_keeps_counting_patience_and_does_not_train_past_the_stop(tmp_path, monkeypatch):
+    scripted_evaluation(monkeypatch, [0.5, 0.6, 0.55])
+
+    def die_after_epoch_3(records):
+        if len(records) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        early_stopping_run(tmp_path / "checkpoint.safetensors", on_epoch=die_after_epoch_3)
+    scripted_evaluation(monkeypatch, [0.6])  # epoch 4: no better than epoch 2 -> stop
+    resumed = early_stopping_run(tmp_path / "checkpoint.safetensors", resume=True)
+    assert [m["epoch"] for m in resumed.metrics] == [1, 2, 3, 4]
+    assert [m["epochs_without_improvement"] for m in resumed.metrics] == [0, 0, 1, 2]
+    scripted_evaluation(monkeypatch, [])  # a stopped run resumed again trains (and evaluates) nothing
+    again = early_stopping_run(tmp_path / "checkpoint.safetensors", resume=True)
+    assert again.metrics == resumed.metrics
+
+
+def test_accumulation_resumes_bit_identically(tmp_path):
+    cfg = config_from_dict(tiny_config("layerwise", train={"epochs": 2, "batch_size": 8,
+                                                             "grad_accumulation_steps": 2}))
+    whole = train(prepare_experiment(cfg), lambda records: None)
+
+    def die_after_epoch_1(records):
+        if len(records) == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(prepare_experiment(cfg), die_after_epoch_1, checkpoint=tmp_path / "c.safetensors")
+    resumed = train(prepare_experiment(cfg), lambda records: None, checkpoint=tmp_path / "c.safetensors", resume=True)
+    for name, tensor in whole.best_state.items():
+        assert torch.equal(tensor, resumed.best_state[name])
+    assert [m["optimizer_steps"] for m in resumed.metrics] == [3, 6]
