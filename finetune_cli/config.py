@@ -128,8 +128,11 @@ class TrainConfig:
     # Micro-batches of batch_size whose gradients add up to one optimizer step: the step of a
     # batch_size x N batch in the memory of one batch_size batch (accelerate's accumulation).
     grad_accumulation_steps: int = _f(1, lo=1, hi=4096)
-    # Stop after this many epochs in a row without a better validation accuracy (the selection
-    # metric); null = train every epoch. The best epoch is what is kept either way.
+    # Also evaluate on validation every this many optimizer steps within an epoch (each evaluation
+    # can be the kept best); null = only at the end of each epoch.
+    eval_every_steps: Optional[int] = _f(None, lo=1, hi=10**9)
+    # Stop after this many evaluations in a row without a better validation accuracy (the selection
+    # metric); null = train every epoch. The best evaluation is what is kept either way.
     early_stopping_patience: Optional[int] = _f(None, lo=1, hi=1000)
     # Mixed precision through accelerate: no | bf16 | fp16 (fp16 needs a GPU).
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"

@@ -104,7 +104,7 @@ def plot_learning_curves(runs: list[Run], folder: Path) -> list[Path]:
         chosen = sorted((r for r in runs if r.summary["dataset"] == dataset), key=lambda r: r.path.name)
         for run in chosen:
             mode = run.summary["mode"]
-            epochs = [m["epoch"] for m in run.metrics]
+            epochs = [m.get("epoch_progress", m["epoch"]) for m in run.metrics]  # mid-epoch evaluations too
             accs = [100 * m["val_accuracy"] for m in run.metrics]
             label = mode if mode not in seen else None
             seen.add(mode)

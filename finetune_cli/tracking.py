@@ -78,6 +78,11 @@ def numbers(record: dict[str, Any]) -> dict[str, float]:
             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
 
 
+def step_of(record: dict[str, Any]) -> int:
+    """The x of a metrics record: its optimizer step (records before steps were recorded: the epoch)."""
+    return int(record.get("step", record["epoch"]))
+
+
 def _require(package: str) -> None:
     """A one-line error when an optional tracker library is missing (checked before importing it)."""
     import importlib.util
@@ -110,7 +115,7 @@ class MlflowTracker:
             return None
 
     def log_epoch(self, record: dict[str, Any]) -> None:
-        self.mlflow.log_metrics(numbers(record), step=int(record["epoch"]))
+        self.mlflow.log_metrics(numbers(record), step=step_of(record))
 
     def finish(self, summary: dict[str, Any]) -> None:
         self.mlflow.log_metrics({f"final_{k}": v for k, v in numbers(summary).items()})
@@ -134,11 +139,11 @@ class TensorBoardTracker:
 
     def log_epoch(self, record: dict[str, Any]) -> None:
         for key, value in numbers(record).items():
-            if key != "epoch":
-                self.writer.add_scalar(key, value, global_step=int(record["epoch"]))
+            if key not in ("epoch", "step"):
+                self.writer.add_scalar(key, value, global_step=step_of(record))
         self.writer.flush()
 
     def finish(self, summary: dict[str, Any]) -> None:
         for key, value in numbers(summary).items():
-            self.writer.add_scalar(f"final/{key}", value, global_step=int(summary.get("best_epoch") or 0))
+            self.writer.add_scalar(f"final/{key}", value, global_step=int(summary.get("best_step") or 0))
         self.writer.close()

@@ -6,6 +6,7 @@ and the optimizer gets exactly the parameters the mode's predicate selected.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -62,7 +63,8 @@ class TrainResult:
     epoch's record, throughput, and the accelerator and prepared test loader, with which the caller
     tests the artifact reloaded from disk."""
 
-    best: dict[str, Any]  # the best epoch's record (as written to metrics.jsonl)
+    best: dict[str, Any]  # the best evaluation's record (as written to metrics.jsonl)
+    epochs_completed: int  # fewer than train.epochs when early stopping ended the run
     best_state: dict[str, torch.Tensor]  # its trained parameters
     metrics: list[dict[str, Any]]  # one record per epoch
     train_seconds: float
@@ -167,8 +169,10 @@ def train_step(model, batch, optimizer, scheduler, accelerator, max_grad_norm) -
     return value
 
 
-def train_one_epoch(model, loader, optimizer, scheduler, accelerator, max_grad_norm, progress) -> float:
-    """One pass over the training loader; returns the mean training loss of this process."""
+def train_one_epoch(model, loader, optimizer, scheduler, accelerator, max_grad_norm, progress,
+                    after_step=None) -> float:
+    """One pass over the training loader; returns the mean training loss of this process.
+    `after_step(mean loss so far)` runs after every optimizer step (mid-epoch evaluation)."""
     model.train()
     total, steps = 0.0, 0
     for batch in loader:
@@ -178,12 +182,36 @@ def train_one_epoch(model, loader, optimizer, scheduler, accelerator, max_grad_n
             raise RunFailed(f"{e} (step {progress.step + 1})") from None
         total, steps = total + loss, steps + 1
         progress.advance(loss)
+        if after_step is not None and accelerator.sync_gradients:
+            after_step(total / steps)
+            model.train()  # an evaluation left it in eval mode
     return total / max(1, steps)
 
 
+class _PatienceRanOut(Exception):
+    """Raised by a mid-epoch evaluation to leave the epoch early (early stopping)."""
+
+
+def mean_pad_ratio(records: list[dict]) -> float:
+    """Mean over the epochs (mid-epoch evaluation records have none)."""
+    ratios = [m["pad_ratio"] for m in records if "pad_ratio" in m]
+    return sum(ratios) / max(1, len(ratios))
+
+
 def patience_ran_out(loop: LoopState, patience: int | None) -> bool:
-    """Early stopping: `patience` epochs in a row without a better validation accuracy."""
-    return patience is not None and loop.best is not None and loop.epoch - loop.best["epoch"] >= patience
+    """Early stopping: the last `patience` evaluations in a row brought no better validation accuracy."""
+    return patience is not None and bool(loop.metrics) and \
+        loop.metrics[-1].get("evals_without_improvement", 0) >= patience
+
+
+def keep_record(loop: LoopState, record: dict, trained_state) -> None:
+    """Add an evaluation's record; the best validation accuracy so far is the state kept."""
+    improved = loop.best is None or record["val_accuracy"] > loop.best["val_accuracy"]
+    previous = loop.metrics[-1].get("evals_without_improvement", 0) if loop.metrics else 0
+    record["evals_without_improvement"] = 0 if improved else previous + 1
+    loop.metrics = [*loop.metrics, record]
+    if improved:
+        loop.best, loop.best_state = record, trained_state()
 
 
 def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = None,
@@ -216,37 +244,57 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
         loop = load_checkpoint(checkpoint, plain, exp.is_trained, optimizer, scheduler)
         log.info("resuming after epoch %d of %d from %s", loop.epoch, cfg.epochs, checkpoint)
     steps = len(train_loader)
+    state = functools.partial(trained_state_dict, plain, exp.is_trained)
     with TrainProgress(cfg.epochs, steps, console, accelerator.is_main_process, done=loop.epoch * steps) as progress:
         for epoch in range(loop.epoch + 1, cfg.epochs + 1):
             if patience_ran_out(loop, cfg.early_stopping_patience):  # also after a resume
                 break
             train_loader.set_epoch(epoch - 1)  # batches depend on seed and epoch only
             plan.set_epoch(epoch - 1)
+            eval_seconds = [0.0]  # mid-epoch evaluations, not counted as training time
+
+            def evaluate_mid_epoch(train_loss: float, epoch: int = epoch, eval_seconds: list = eval_seconds) -> None:
+                step = scheduler.last_epoch  # optimizer steps so far (restored on resume)
+                every = cfg.eval_every_steps
+                if every is None or step % every or step % steps_per_epoch == 0:  # the epoch end evaluates
+                    return
+                started = time.perf_counter()
+                val = evaluate(model, val_loader, accelerator)
+                keep_record(loop, {"epoch": epoch, "step": step, "epoch_progress": step / steps_per_epoch,
+                                   "train_loss": train_loss, "val_loss": val["loss"],
+                                   "val_accuracy": val["accuracy"]}, state)
+                eval_seconds[0] += time.perf_counter() - started
+                on_epoch(loop.metrics)
+                if patience_ran_out(loop, cfg.early_stopping_patience):
+                    raise _PatienceRanOut
+
             start = time.perf_counter()
-            train_loss = train_one_epoch(model, train_loader, optimizer, scheduler, accelerator,
-                                         cfg.max_grad_norm, progress)
-            seconds = time.perf_counter() - start
+            try:
+                train_loss = train_one_epoch(model, train_loader, optimizer, scheduler, accelerator,
+                                             cfg.max_grad_norm, progress, evaluate_mid_epoch)
+            except _PatienceRanOut:
+                break  # mid-epoch: the run ends here (a kill before this point replays to the same stop)
+            seconds = time.perf_counter() - start - eval_seconds[0]
             train_loss = accelerator.reduce(torch.tensor(train_loss, device=accelerator.device), "mean").item()
             val = evaluate(model, val_loader, accelerator)
-            record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"],
+            record = {"epoch": epoch, "step": scheduler.last_epoch, "epoch_progress": float(epoch),
+                      "train_loss": train_loss, "val_loss": val["loss"],
                       "val_accuracy": val["accuracy"], "train_seconds": seconds,
                       "train_examples_per_s": len(exp.encoded["train"]) / seconds, "pad_ratio": plan.pad_ratio(),
                       "learning_rate_end": scheduler.get_last_lr()[0]}
-            loop.epoch, loop.metrics = epoch, [*loop.metrics, record]
+            keep_record(loop, record, state)
+            loop.epoch = epoch
             loop.train_seconds += seconds
             loop.examples += len(exp.encoded["train"])
-            if loop.best is None or val["accuracy"] > loop.best["val_accuracy"]:
-                loop.best, loop.best_state = record, trained_state_dict(plain, exp.is_trained)
-            record["epochs_without_improvement"] = epoch - loop.best["epoch"]
-            record["optimizer_steps"] = epoch * steps_per_epoch
             if checkpoint is not None and accelerator.is_main_process:
                 save_checkpoint(checkpoint, plain, exp.is_trained, optimizer, scheduler, loop)
             progress.end_epoch(epoch, val)
             on_epoch(loop.metrics)
     plain.load_state_dict(loop.best_state, strict=False)  # the paper's model selection: best val epoch
     return TrainResult(
-        best=loop.best, best_state=loop.best_state, metrics=loop.metrics, train_seconds=loop.train_seconds,
+        best=loop.best, epochs_completed=loop.epoch, best_state=loop.best_state, metrics=loop.metrics,
+        train_seconds=loop.train_seconds,
         train_examples_per_s=loop.examples / max(loop.train_seconds, 1e-9),
-        pad_ratio=sum(m["pad_ratio"] for m in loop.metrics) / len(loop.metrics), device=str(accelerator.device),
+        pad_ratio=mean_pad_ratio(loop.metrics), device=str(accelerator.device),
         num_processes=accelerator.num_processes, cached_features=None if cached is None else cached.cut.keep,
         accelerator=accelerator, test_loader=test_loader)

@@ -151,8 +151,9 @@ class RunDescription:
 class RunOutcome:
     """What a completed run measured: the second half of its summary.json."""
 
-    best_epoch: int
-    epochs_trained: int  # fewer than `epochs` when train.early_stopping_patience stopped the run
+    best_epoch: int  # the epoch of the best evaluation (in progress, for a mid-epoch one)
+    best_step: int | None  # its optimizer step (None: a run recorded before evaluations had steps)
+    epochs_completed: int  # fewer than `epochs` when train.early_stopping_patience stopped the run
     best_val_loss: float
     best_val_accuracy: float
     inference_accuracy: float  # on the test split, of the model reloaded from the run folder
@@ -283,7 +284,8 @@ def train_and_test(exp: Experiment, folder: RunFolder, summary: RunSummary, cons
     reloaded = load_run_model(folder.path).model.to(out.accelerator.device)
     test = evaluate(reloaded, out.test_loader, out.accelerator)
     outcome = RunOutcome(
-        best_epoch=out.best["epoch"], epochs_trained=len(out.metrics), best_val_loss=out.best["val_loss"],
+        best_epoch=out.best["epoch"], best_step=out.best.get("step"), epochs_completed=out.epochs_completed,
+        best_val_loss=out.best["val_loss"],
         best_val_accuracy=out.best["val_accuracy"],
         inference_accuracy=test["accuracy"], test_loss=test["loss"], train_seconds=out.train_seconds,
         train_examples_per_s=out.train_examples_per_s, wall_seconds=time.time() - started,

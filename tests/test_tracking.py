@@ -118,10 +118,10 @@ def test_a_sweep_reports_to_mlflow_and_tensorboard_through_the_cli(tmp_path, mlf
     assert sorted(r.info.run_name for r in runs) == ["seed=0", "seed=1"]
     for run in runs:
         assert run.info.status == "FINISHED" and run.data.params["method.mode"] == "top"
-        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")] == [1, 2]
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")] == [2, 4]  # steps
         folder = tmp_path / "runs" / "tracked" / run.info.run_name
         summary = json.loads((folder / "summary.json").read_text())
         assert run.data.metrics["final_inference_accuracy"] == pytest.approx(summary["inference_accuracy"])
         events = EventAccumulator(str(folder / "tensorboard"))
         events.Reload()
-        assert [s.step for s in events.Scalars("val_accuracy")] == [1, 2]
+        assert [s.step for s in events.Scalars("val_accuracy")] == [2, 4]
