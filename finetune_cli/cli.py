@@ -25,7 +25,7 @@ from .results import SORT_KEYS
 
 app = typer.Typer(
     name="ftcli", no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode="rich",
-    help="Compare full fine-tuning with Houlsby adapters (arXiv 1902.00751) on IMDB, SNLI and AG News.",
+    help="Compare full fine-tuning with adapters, LoRA, (IA)3 and BitFit on IMDB, SNLI and AG News.",
 )
 out = Console()
 err = Console(stderr=True)
@@ -130,7 +130,7 @@ def sweep(
     runs_dir: Annotated[Path, typer.Option(help="Runs go to RUNS_DIR/<sweep name>/<run name>.")] = Path("runs"),
     dry_run: Annotated[bool, typer.Option(help="List the runs and whether each is done / resume / new.")] = False,
     launcher: Annotated[Launcher, typer.Option(help="local: one run after another here; ray: each run a Ray "
-                                                    "task (pip install -e '.[ray]').")] = Launcher.local,
+                                                    "task (pip install -e '.\\[ray]').")] = Launcher.local,
     address: Annotated[Optional[str], typer.Option(help="Ray: an existing cluster's address (default: start "
                                                         "a local one).")] = None,
     workers: Annotated[Optional[int], typer.Option(min=1, help="Ray, local cluster: runs at once (default: "
@@ -250,7 +250,7 @@ def export(
     run_dir: Annotated[Path, typer.Argument(help="A completed run folder.")],
     out_dir: Annotated[Path, typer.Argument(help="A new (or empty) folder to write.")],
 ) -> None:
-    """Write a run as a transformers model folder or a PEFT adapter folder that loads without ftcli."""
+    """Write a run as a folder that loads without ftcli: transformers, PEFT or AdapterHub (by mode)."""
     from .export import export_run
 
     done = export_run(run_dir, out_dir)

@@ -125,6 +125,10 @@ def load_sweep(path: Path, extra_set: Sequence[str] = ()) -> Sweep:
             raise ConfigError(f"grid.{key}: expected a non-empty list of values")
     rules = _rules(data, path)
     extra = {".".join(parts): value for parts, value in map(parse_override, extra_set)}
+    varied = set(grid) | {key for rule in rules for part in ("set", "grid") for key in (rule.get(part) or {})}
+    clash = sorted(varied & set(extra))  # silently losing to the grid would be worse than refusing
+    if clash:
+        raise ConfigError(f"--set {clash[0]}: the sweep itself sets it (grid or rules); edit {path} instead")
     runs, varied_by_name = [], {}
     for combo in itertools.product(*grid.values()):
         chosen = dict(zip(grid, combo, strict=True))

@@ -130,6 +130,8 @@ def test_sweep_set_applies_to_every_run_after_the_files_set(tmp_path):
     assert {(r.cfg.train.epochs, r.cfg.data.max_train_samples) for r in sweep.runs} == {(1, 8)}
     dry = ftcli("sweep", path, "--set", "method.bottleneck=0", "--dry-run")
     assert dry.exit_code == 2 and "method.bottleneck: got 0" in dry.output
+    clash = ftcli("sweep", path, "--set", "seed=3", "--dry-run")  # the grid varies it: refused, not ignored
+    assert clash.exit_code == 2 and "--set seed: the sweep itself sets it (grid or rules)" in clash.output
 
 
 def test_a_data_root_holds_one_folder_per_data_set(tmp_path):

@@ -20,6 +20,7 @@ SUMMARY = {"status": "completed", "best_epoch": 2, "inference_accuracy": 0.7, "t
 @pytest.fixture
 def mlflow_store(tmp_path, monkeypatch):
     mlflow = pytest.importorskip("mlflow")
+    monkeypatch.chdir(tmp_path)  # MLflow keeps artifacts in ./mlruns of the working folder
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     mlflow.set_tracking_uri(None)  # MLflow reads the variable again
