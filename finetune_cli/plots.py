@@ -69,10 +69,11 @@ def plot_accuracy_vs_train_size(rows: list[dict], folder: Path) -> list[Path]:
 
 def _draw_series(ax, mode: str, points: list[dict], xs: list[float]) -> None:
     """One mode's test accuracy (%) at `xs`, SEM over seeds as error bars."""
-    n = max(r["n"] for r in points)
+    low, high = min(r["n"] for r in points), max(r["n"] for r in points)
+    seeds = f"n={low} seed{'s' if high > 1 else ''}" if low == high else f"n={low}-{high} seeds per point"
     ax.errorbar(xs, [100 * r["inference_accuracy"] for r in points],
                 yerr=[100 * (r["inference_accuracy_sem"] or 0) for r in points], marker="o", capsize=3,
-                color=COLORS[mode], label=f"{mode} (n={n} seed{'s' if n > 1 else ''})")
+                color=COLORS[mode], label=f"{mode} ({seeds})")
 
 
 def _finish(plt, fig, ax, xlabel: str, title: str, path: Path) -> Path:
