@@ -10,7 +10,7 @@ from accelerate import Accelerator
 
 from .adapters import adapters_in, bypassed, encoder_layers
 from .artifacts import load_run_model
-from .batching import encode, make_loader
+from .batching import encode_split, make_loader
 from .data import load_data
 from .errors import FtcliError
 from .plots import pyplot, save_figure
@@ -25,7 +25,7 @@ def ablate_run(run_dir: Path, out_dir: Path, split: str = "validation") -> dict:
     if run.cfg.method.mode != "layerwise":
         raise FtcliError(f"{run_dir}: ablate needs a layerwise run (this one is {run.cfg.method.mode!r})")
     data = load_data(run.cfg.data, run.cfg.seed)
-    encoded = encode(data.splits[split], data.spec, run.tokenizer, run.cfg.model.max_length)
+    encoded = encode_split(data.parts[split], data.spec, run.tokenizer, run.cfg.model.max_length)
     accelerator = Accelerator(mixed_precision=run.cfg.train.mixed_precision)
     loader = accelerator.prepare(make_loader(encoded, run.cfg.train.eval_batch_size, run.tokenizer.pad_token_id))
     model = run.model.to(accelerator.device)

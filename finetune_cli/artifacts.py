@@ -7,6 +7,8 @@ its frozen tensors in memory (the paper's point: one frozen backbone, many small
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +22,9 @@ from .batching import collate, encode
 from .config import RunConfig, config_from_dict, read_yaml
 from .errors import FtcliError, first_line
 from .methods import Predicate, apply_method
-from .models import load_backbone
+from .models import load_backbone, name_labels
 from .runfolder import CONFIG_FILE, WEIGHTS_FILE, read_summary
-from .tasks import DATASETS
+from .tasks import DatasetSpec, task_spec
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +40,15 @@ class LoadedRun:
     model: nn.Module
     tokenizer: Any
     is_trained: Predicate
-    label_names: list[str]
-    text_fields: tuple[str, ...]
+    spec: DatasetSpec  # the task: text columns and label names
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.spec.label_names)
+
+    @property
+    def text_fields(self) -> tuple[str, ...]:
+        return self.spec.text_fields
 
 
 def read_trained(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -58,7 +67,7 @@ def load_run_model(run_dir: Path) -> LoadedRun:
     run_dir = Path(run_dir)
     cfg = config_from_dict(read_yaml(run_dir / CONFIG_FILE))
     tensors, meta = read_trained(run_dir / WEIGHTS_FILE)
-    spec = DATASETS[cfg.data.dataset]
+    spec = run_task(run_dir, cfg, meta)
     torch.manual_seed(cfg.seed)  # new modules are overwritten below; seeding keeps loading deterministic
     backbone = load_backbone(cfg.model, spec.num_labels)
     recorded = meta.get("backbone_sha256") or read_summary(run_dir).get("backbone_sha256")
@@ -78,8 +87,23 @@ def load_run_model(run_dir: Path) -> LoadedRun:
                             f"model's is {tuple(params[wrong[0]].shape)} (a file from another run or data set?)")
     backbone.model.load_state_dict(tensors, strict=False)
     backbone.model.eval()
-    return LoadedRun(run_dir, cfg, backbone.model, backbone.tokenizer, is_trained, list(spec.label_names),
-                     spec.text_fields)
+    name_labels(backbone.model, spec.label_names)
+    return LoadedRun(run_dir, cfg, backbone.model, backbone.tokenizer, is_trained, spec)
+
+
+def run_task(run_dir: Path, cfg: RunConfig, meta: dict[str, str]) -> DatasetSpec:
+    """The task of a run, its label names as recorded (trained file, else summary): inferred names
+    are not in the config."""
+    spec = task_spec(cfg.data)
+    if spec.label_names:
+        return spec
+    try:
+        names = json.loads(meta.get("label_names") or "null") or read_summary(run_dir).get("label_names")
+    except ValueError:
+        names = None
+    if not isinstance(names, list) or len(names) < 2 or not all(isinstance(n, str) for n in names):
+        raise ArtifactError(f"{run_dir}: no label names recorded (trained file or summary.json)")
+    return dataclasses.replace(spec, label_names=tuple(names), label_values=tuple(names))
 
 
 def share_frozen(runs: list[LoadedRun]) -> int:
@@ -101,7 +125,7 @@ def share_frozen(runs: list[LoadedRun]) -> int:
 
 def predict(run: LoadedRun, rows: list[dict], batch_size: int = 64) -> list[dict]:
     """Label and probabilities for each row (rows hold the data set's text fields)."""
-    encoded = encode(rows, DATASETS[run.cfg.data.dataset], run.tokenizer, run.cfg.model.max_length, labeled=False)
+    encoded = encode(rows, run.spec, run.tokenizer, run.cfg.model.max_length, labeled=False)
     out = []
     for start in range(0, len(rows), batch_size):
         batch = collate(list(range(start, min(start + batch_size, len(rows)))), encoded, run.tokenizer.pad_token_id)

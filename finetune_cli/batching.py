@@ -3,52 +3,153 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import math
 import random
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from .tasks import DatasetSpec, Rows
+from .data import CACHE_VERSION, Split, cache_path, digest
+from .tasks import DatasetSpec
 
 
 @dataclass(frozen=True)
 class Encoded:
-    """A tokenized split: unpadded token ids per example, and labels (None: inputs to predict)."""
+    """A tokenized split: per example unpadded `input_ids`, `token_type_ids`, its `length` and (when
+    `labeled`) its `label`, in an Arrow-backed `datasets.Dataset` (memory-mapped from the cache when
+    it came from there), read a batch at a time."""
 
-    input_ids: list[list[int]]
-    token_type_ids: list[list[int]]
-    labels: list[int] | None
+    table: Any  # datasets.Dataset
+    labeled: bool = True
+    cache: str = "off"  # the tokenization cache: hit | miss | off (not cacheable)
 
     def __len__(self) -> int:
-        return len(self.input_ids)
+        return len(self.table)
+
+    @functools.cached_property
+    def lengths(self) -> list[int]:
+        return [int(n) for n in self.table.with_format("numpy")["length"]]
+
+    def rows(self, indices: list[int]) -> dict[str, list]:
+        """The columns of the examples at `indices`."""
+        return self.table[indices]
+
+    @classmethod
+    def from_lists(cls, input_ids: list[list[int]], token_type_ids: list[list[int]],
+                   labels: list[int] | None) -> Encoded:
+        """Already tokenized examples (e.g. the benchmark's packed ones)."""
+        columns = {"input_ids": input_ids, "token_type_ids": token_type_ids, "length": [len(i) for i in input_ids]}
+        if labels is not None:
+            columns["label"] = labels
+        return cls(datasets_module().Dataset.from_dict(columns, features=encoded_features(labels is not None)),
+                   labels is not None)
 
 
-def encode(rows: Rows, spec: DatasetSpec, tokenizer: Any, max_length: int, labeled: bool = True) -> Encoded:
-    """Tokenize without padding (batches are padded to their own longest example); `labeled=False`
-    for inputs to predict, which have no label."""
-    columns = [[r[f] for r in rows] for f in spec.text_fields]
-    enc = tokenizer(*columns, truncation=True, max_length=max_length, padding=False,
+def datasets_module():
+    import datasets  # lazy: ~0.6 s to import, and `ftcli --help` must stay fast
+
+    datasets.disable_progress_bars()
+    return datasets
+
+
+def encoded_features(labeled: bool) -> Any:
+    ds = datasets_module()
+    columns = {"input_ids": ds.Sequence(ds.Value("int32")), "token_type_ids": ds.Sequence(ds.Value("int8")),
+               "length": ds.Value("int32")}
+    return ds.Features({**columns, "label": ds.Value("int64")} if labeled else columns)
+
+
+def tokenize_batch(batch: dict[str, list], text_fields: tuple[str, ...], tokenizer: Any, max_length: int,
+                   labeled: bool) -> dict[str, list]:
+    """Tokenize a batch of rows without padding (batches are padded to their own longest example)."""
+    enc = tokenizer(*[batch[f] for f in text_fields], truncation=True, max_length=max_length, padding=False,
                     return_token_type_ids=True)
-    return Encoded(enc["input_ids"], enc["token_type_ids"], [r["label"] for r in rows] if labeled else None)
+    out = {"input_ids": enc["input_ids"], "token_type_ids": enc["token_type_ids"],
+           "length": [len(ids) for ids in enc["input_ids"]]}
+    if labeled:
+        out["label"] = batch["label"]
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _backend_digest(definition: str) -> str:
+    """The digest of a fast tokenizer's JSON definition without its truncation and padding settings,
+    which the tokenizer call itself changes (`truncation=True, max_length=...`)."""
+    spec = json.loads(definition)
+    spec.pop("truncation", None)
+    spec.pop("padding", None)
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """What identifies a tokenizer's output: its full definition (vocabulary, normalizer, special
+    tokens) for a fast tokenizer; its class and vocabulary otherwise."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        return _backend_digest(backend.to_str())
+    vocab = json.dumps([type(tokenizer).__name__, sorted(tokenizer.get_vocab().items())])
+    return hashlib.sha256(vocab.encode()).hexdigest()
+
+
+def encode(rows: Any, spec: DatasetSpec, tokenizer: Any, max_length: int, labeled: bool = True,
+           cache: Path | None = None) -> Encoded:
+    """Tokenize rows (a list of dicts, or a `datasets.Dataset`, holding the task's text columns and,
+    when `labeled`, `label`) with batched `map`; `cache`: an Arrow file kept for the next run with the
+    same data, tokenizer and max_length (read back instead of tokenizing when it exists)."""
+    ds = datasets_module()
+    if isinstance(rows, list):
+        columns = {f: [r[f] for r in rows] for f in spec.text_fields}
+        if labeled:
+            columns["label"] = [r["label"] for r in rows]
+        rows = ds.Dataset.from_dict(columns)
+    hit = cache is not None and cache.exists()
+    table = rows.map(tokenize_batch, batched=True, remove_columns=rows.column_names,
+                     fn_kwargs={"text_fields": spec.text_fields, "tokenizer": tokenizer, "max_length": max_length,
+                                "labeled": labeled},
+                     features=encoded_features(labeled), cache_file_name=None if cache is None else str(cache),
+                     load_from_cache_file=True, keep_in_memory=cache is None,
+                     new_fingerprint=uncached_fingerprint() if cache is None else cache.stem)
+    return Encoded(table, labeled, "off" if cache is None else "hit" if hit else "miss")
+
+
+def uncached_fingerprint() -> str:
+    """A fingerprint for a table that is not cached: given, so that datasets does not hash the
+    function's arguments (the tokenizer: slow, and it warns when it cannot)."""
+    return f"uncached-{uuid.uuid4().hex}"
+
+
+def encode_split(split: Split, spec: DatasetSpec, tokenizer: Any, max_length: int) -> Encoded:
+    """Tokenize a split: its whole parent once (cached by the parent's content, the tokenizer and
+    max_length, so every seed, size and carved split of a sweep reads the same file), then its rows."""
+    key = None if split.key is None else \
+        digest([CACHE_VERSION, split.key, tokenizer_fingerprint(tokenizer), max_length])
+    whole = encode(split.parent, spec, tokenizer, max_length, cache=cache_path("tokenized", key))
+    if split.indices is None:
+        return whole
+    return Encoded(whole.table.select(split.indices), True, whole.cache)
 
 
 def collate(indices: list[int], encoded: Encoded, pad_id: int) -> dict[str, torch.Tensor]:
     """Pad one batch to its longest example: tensors of shape [batch, longest] (and `labels`, [batch],
     when the examples have them)."""
-    longest = max(len(encoded.input_ids[i]) for i in indices)
+    rows = encoded.rows(indices)
+    longest = max(rows["length"])
     ids = torch.full((len(indices), longest), pad_id, dtype=torch.long)
     types_ = torch.zeros((len(indices), longest), dtype=torch.long)
     mask = torch.zeros((len(indices), longest), dtype=torch.long)
-    for row, i in enumerate(indices):
-        n = len(encoded.input_ids[i])
-        ids[row, :n] = torch.tensor(encoded.input_ids[i])
-        types_[row, :n] = torch.tensor(encoded.token_type_ids[i])
+    for row, (input_ids, token_types) in enumerate(zip(rows["input_ids"], rows["token_type_ids"], strict=True)):
+        n = len(input_ids)
+        ids[row, :n] = torch.tensor(input_ids)
+        types_[row, :n] = torch.tensor(token_types)
         mask[row, :n] = 1
     batch = {"input_ids": ids, "token_type_ids": types_, "attention_mask": mask}
-    if encoded.labels is not None:
-        batch["labels"] = torch.tensor([encoded.labels[i] for i in indices], dtype=torch.long)
+    if encoded.labeled:
+        batch["labels"] = torch.tensor(rows["label"], dtype=torch.long)
     return batch
 
 
@@ -101,7 +202,7 @@ class BatchPlan:
 def make_loader(encoded: Encoded, batch_size: int, pad_id: int, shuffle: bool = False, seed: int = 0,
                 group_by_length: bool = False) -> torch.utils.data.DataLoader:
     """A DataLoader of dynamically padded batches planned by `BatchPlan`."""
-    lengths = [len(ids) for ids in encoded.input_ids]
+    lengths = encoded.lengths
     return torch.utils.data.DataLoader(
         range(len(encoded)),
         batch_sampler=BatchPlan(lengths, batch_size, shuffle, seed, group_by_length),

@@ -49,12 +49,11 @@ def make_inputs(tokenizer: Any, dataset: str, seq: int, batch: int, eval_batch: 
     spec = DATASETS[dataset]
     rows = load_sample(spec)["train"]
     enc = encode(rows, spec, tokenizer, seq)
-    keep = [i for i, ids in enumerate(enc.input_ids) if len(ids) == seq]
+    keep = [i for i, n in enumerate(enc.lengths) if n == seq]
     need = max(batch, eval_batch)
     how = "examples"
     if len(keep) >= need:
-        full = Encoded([enc.input_ids[i] for i in keep], [enc.token_type_ids[i] for i in keep],
-                       [enc.labels[i] for i in keep])
+        full = Encoded(enc.table.select(keep))
     else:
         how = "packed"
         full = _packed(rows, spec, tokenizer, seq, need * max_batches)
@@ -82,7 +81,7 @@ def _packed(rows, spec, tokenizer, seq: int, n: int):
             chunk, stream = stream[:body], stream[body:]
             ids.append([tokenizer.cls_token_id, *chunk, tokenizer.sep_token_id])
             labels.append(row["label"])
-    return Encoded(ids, [[0] * seq for _ in ids], labels)
+    return Encoded.from_lists(ids, [[0] * seq for _ in ids], labels)
 
 
 

@@ -24,6 +24,7 @@ import yaml
 from .errors import ConfigError, first_line, short_repr
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]{0,127}$")
+_SPLIT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # a Hub split name or a file name's stem
 
 
 def _f(default: Any, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
@@ -47,15 +48,44 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class SplitNames:
+    # The source's name of each split: a Hub split name, or a file name (without suffixes) in a
+    # folder. null = the source has none: carve it from train (seeded, stratified).
+    train: str = _f("train", pattern=_SPLIT_RE)
+    validation: Optional[str] = _f("validation", pattern=_SPLIT_RE)
+    test: Optional[str] = _f("test", pattern=_SPLIT_RE)
+
+
+@dataclass(frozen=True)
 class DataConfig:
-    # Which task: imdb (sentiment, 2 labels), snli (sentence pairs, 3), ag_news (topics, 4).
+    # Which preset task: imdb (sentiment, 2 labels), snli (sentence pairs, 3), ag_news (topics, 4).
+    # Not used when `text` describes a task of your own.
     dataset: Literal["imdb", "snli", "ag_news"] = "imdb"
     # `auto`: the Hub (or its cache), falling back to the bundled sample with a warning;
     # `hub`: the Hub, no fallback; `sample`: the bundled sample; or a local folder holding
-    # train/validation/test files (.jsonl, .json, .csv, .parquet, optionally .gz).
+    # train/validation/test files (.jsonl, .json, .csv, .tsv, .parquet, optionally .gz), or (with
+    # `text`) one such file, a folder written by datasets' save_to_disk, or a Hub data set id.
     source: str = _f("auto")
+    # A task of your own: its text column, or two columns for a sentence-pair task (null = a preset).
+    text: Optional[tuple[str, ...]] = _f(None, lo=1)
+    # The label column of a task of your own; its values may be text or integers.
+    label: str = _f("label")
+    # The labels in id order (label i is the i-th); null = the distinct values in train, sorted
+    # (numbers by value, text alphabetically), recorded in the run.
+    label_names: Optional[tuple[str, ...]] = _f(None, lo=2)
+    # Label values that mean "no gold label" (SNLI's `-`, the Hub's -1): such rows are dropped,
+    # and the count is printed. Presets keep their own rule (SNLI drops -1).
+    unlabeled: tuple[str, ...] = ("-", "-1")
+    # The task's name in compare tables and plots; null = the preset's, or the source's name.
+    name: Optional[str] = _f(None, pattern=_NAME_RE)
+    # Hub configuration (subset) name of a Hub source, e.g. `sst2` for `glue`.
+    subset: Optional[str] = _f(None)
+    # The source's split names; null for validation or test carves it from train.
+    splits: SplitNames = field(default_factory=SplitNames)
     # Fraction of train carved off (seeded, stratified) as validation when a source has none.
     validation_fraction: float = _f(0.1, lo=0.0, hi=0.5, lo_open=True)
+    # Fraction of train carved off (seeded, stratified) as test when a source has none.
+    test_fraction: float = _f(0.1, lo=0.0, hi=0.5, lo_open=True)
     # Cap on train examples (stratified, seeded subset); null = all.
     max_train_samples: Optional[int] = _f(None, lo=1, hi=10**8)
     # Cap on validation and on test examples each (stratified, seeded subset); null = all.
@@ -269,8 +299,31 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     return cls(**values)
 
 
+def _check_data(cfg: DataConfig) -> None:
+    """A task of your own (`data.text`) against a preset: which keys go with which."""
+    if cfg.text is None:
+        defaults = DataConfig()
+        for key in ("label", "label_names", "subset", "splits"):
+            if getattr(cfg, key) != getattr(defaults, key):
+                raise ConfigError(f"data.{key}: only for a task of your own; set data.text to its text column(s)")
+        return
+    if len(cfg.text) > 2:
+        raise ConfigError(f"data.text: got {len(cfg.text)} columns, expected one, or two for a sentence pair")
+    if len(set(cfg.text)) != len(cfg.text) or cfg.label in cfg.text:
+        raise ConfigError("data.text: the text columns and data.label must be different columns")
+    if cfg.source in ("auto", "hub", "sample"):
+        raise ConfigError(f"data.source: {cfg.source!r} is for the presets; a task of your own reads a folder, "
+                          "a file or a Hub data set id")
+    if cfg.label_names is not None and len(set(cfg.label_names)) != len(cfg.label_names):
+        raise ConfigError("data.label_names: a name is given twice")
+    if len({cfg.splits.train, cfg.splits.validation, cfg.splits.test} - {None}) != \
+            3 - (cfg.splits.validation is None) - (cfg.splits.test is None):
+        raise ConfigError("data.splits: two splits have the same name")
+
+
 def _check_combinations(cfg: RunConfig) -> None:
     """Cross-field rules that one field alone cannot state."""
+    _check_data(cfg.data)
     if cfg.train.mixed_precision == "fp16":
         import torch  # here: `ftcli --help` imports this module, and torch takes seconds to import
 

@@ -11,11 +11,16 @@ import json
 import logging
 import zlib
 from pathlib import Path
+from typing import Any
 
 from .errors import DataError, error_text, first_line, short_repr
 from .tasks import SPLITS, Rows
 
-FILE_TYPES = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+FILE_TYPES = {".jsonl": "json", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
+# JSON files up to this size (on disk) are read with the standard library, so that every problem
+# names its row and line; larger ones with Arrow's reader (datasets), so that a million rows are
+# never held as Python objects.
+PYTHON_JSON_BYTES = 32 * 2**20
 
 
 def find_split_file(folder: Path, split: str) -> Path | None:
@@ -102,7 +107,7 @@ def csv_problem(path: Path) -> str | None:
         text = _read_bytes(path).decode("utf-8-sig")
     except UnicodeDecodeError as e:
         return f"not UTF-8 text (byte 0x{e.object[e.start]:02x} at byte {e.start})"
-    reader = csv.reader(text.splitlines(keepends=True))
+    reader = csv.reader(text.splitlines(keepends=True), delimiter="\t" if file_type(path) == "tsv" else ",")
     try:
         header = next(reader, None)
         if not header:
@@ -133,29 +138,30 @@ def _quiet_datasets():
         ds_logging.set_verbosity(before)
 
 
-def read_data_file(path: Path) -> Rows:
-    """Read one data file: JSON Lines / JSON with the standard library (row-exact messages), CSV and
-    Parquet with the Hugging Face `datasets` loaders."""
+def read_data_file(path: Path) -> Rows | Any:
+    """Read one data file: small JSON Lines / JSON with the standard library (row-exact messages), as
+    rows; CSV, TSV, Parquet and large JSON with the Hugging Face `datasets` loaders, as an Arrow-backed
+    `datasets.Dataset` kept in datasets' own cache (memory-mapped: a second read is a file open)."""
     kind = file_type(path)
     if not path.is_file():
         raise DataError(f"{path}: not a file")
-    if kind == "json":
+    if kind == "json" and path.stat().st_size <= PYTHON_JSON_BYTES:
         return read_json_rows(path)
     try:
-        import datasets  # here: ~0.6 s to import (after torch), and only CSV and Parquet files need it
+        import datasets  # here: ~0.6 s to import (after torch), and only these files need it
 
         datasets.disable_progress_bars()
+        options = {"delimiter": "\t"} if kind == "tsv" else {}
         with _quiet_datasets():
-            ds = datasets.load_dataset(kind, data_files=str(path), split="train", cache_dir=None,
-                                       keep_in_memory=True)
+            return datasets.load_dataset("csv" if kind == "tsv" else kind, data_files=str(path.resolve()),
+                                         split="train", **options)
     except Exception as e:  # any parser error becomes one line naming the file
-        problem = csv_problem(path) if kind == "csv" else None
+        problem = csv_problem(path) if kind in ("csv", "tsv") else None
         if problem is not None:
             raise DataError(f"{path}: {problem}") from e
         cause = e.__cause__ or e.__context__ if e.__class__.__name__ == "DatasetGenerationError" else None
         shown = cause or e
         raise DataError(f"{path}: cannot read as {kind}: {error_text(shown)}") from e
-    return ds.to_list()
 
 
 def expand_user(source: str) -> Path:
@@ -166,14 +172,16 @@ def expand_user(source: str) -> Path:
         return Path(source)
 
 
-def find_split_files(folder: Path, dataset: str | None = None) -> dict[str, Path]:
-    """The file of each split present in a local data folder, or in its subfolder named `dataset`
+def find_split_files(folder: Path, dataset: str | None = None,
+                     names: tuple[str | None, ...] = SPLITS) -> dict[str, Path]:
+    """The file of each split present in a local data folder (`names`: the file name stems of
+    train / validation / test; None: that split has no file), or in its subfolder named `dataset`
     when the folder itself holds no split file (one root for several data sets: a sweep over data
     sets takes one `--set data.source=ROOT`)."""
     if not folder.is_dir():
         raise DataError(f"data.source: {str(folder)!r} is neither auto, hub, sample nor an existing folder")
-    paths = {split: find_split_file(folder, split) for split in SPLITS}
+    paths = {split: find_split_file(folder, name) for split, name in zip(SPLITS, names, strict=True) if name}
     found = {split: path for split, path in paths.items() if path is not None}
     if not found and dataset is not None and (folder / dataset).is_dir():
-        return find_split_files(folder / dataset)
+        return find_split_files(folder / dataset, None, names)
     return found

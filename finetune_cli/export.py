@@ -28,7 +28,7 @@ from torch import nn
 from .adapters import Adapter, NormWithAdapter
 from .artifacts import ArtifactError, LoadedRun, load_run_model
 from .methods import modules_to_save, peft_config, trained_state_dict
-from .models import MINILM, MINILM_HUB_ID, load_backbone
+from .models import MINILM, MINILM_HUB_ID, load_backbone, name_labels
 from .runfolder import write_json
 
 TRANSFORMERS_MODES = ("full", "head", "layernorm", "top_layers", "bitfit")
@@ -73,17 +73,11 @@ def export_run(run_dir: Path, out: Path) -> Export:
     if save is None:
         raise ArtifactError(f"{run_dir}: mode {mode!r} has no export format (known: "
                             f"{', '.join(TRANSFORMERS_MODES + PEFT_MODES + ADAPTERHUB_MODES)})")
-    label_names(run.model, run.label_names)
+    name_labels(run.model, run.label_names)
     out.mkdir(parents=True, exist_ok=True)
     export = save(run, out)
     write_json(out / MANIFEST, asdict(export))
     return export
-
-
-def label_names(model: nn.Module, names: list[str]) -> None:
-    """id2label / label2id in the model config, so pipelines and from_pretrained show names."""
-    model.config.id2label = dict(enumerate(names))
-    model.config.label2id = {name: i for i, name in enumerate(names)}
 
 
 def hub_name(model_name: str) -> str:
@@ -104,7 +98,7 @@ def save_peft(run: LoadedRun, out: Path) -> Export:
 
     base = hub_name(run.cfg.model.name)
     fresh = load_backbone(run.cfg.model, len(run.label_names)).model
-    label_names(fresh, run.label_names)
+    name_labels(fresh, run.label_names)
     saved_modules = modules_to_save(run.model, run.cfg.method)
     wrapped = peft.get_peft_model(fresh, peft_config(run.cfg.method, task_type="SEQ_CLS",
                                                      modules_to_save=saved_modules))

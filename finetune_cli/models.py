@@ -87,6 +87,13 @@ def _pretrained(source: str, num_labels: int, overrides: dict[str, float]) -> tu
     return model, tokenizer
 
 
+def name_labels(model: nn.Module, names: list[str] | tuple[str, ...]) -> None:
+    """id2label / label2id in the model config, so that a saved model, pipelines and
+    from_pretrained show the task's label names."""
+    model.config.id2label = dict(enumerate(names))
+    model.config.label2id = {name: i for i, name in enumerate(names)}
+
+
 def load_backbone(cfg: ModelConfig, num_labels: int) -> Backbone:
     """Build the classifier for `num_labels`; call after seeding (the new head is random)."""
     quiet_transformers()

@@ -19,14 +19,14 @@ from accelerate import Accelerator, PartialState
 from accelerate.utils import set_seed
 from torch import nn
 
-from .batching import Encoded, encode, make_loader
+from .batching import Encoded, encode_split, make_loader
 from .cache import cached_classifier
 from .checkpoint import LoopState, load_checkpoint, save_checkpoint
 from .config import RunConfig, TrainConfig
 from .data import LoadedData, load_data
 from .errors import FtcliError
 from .methods import ParamCounts, Predicate, apply_method, count_params, trained_state_dict
-from .models import Backbone, load_backbone
+from .models import Backbone, load_backbone, name_labels
 from .progress import TrainProgress
 from .tasks import DatasetSpec
 
@@ -99,10 +99,11 @@ def prepare_experiment(cfg: RunConfig) -> Experiment:
     data = load_data(cfg.data, cfg.seed)
     seed_everything(cfg.seed)  # the new head and the adapters are initialised under the run seed
     backbone = load_backbone(cfg.model, data.spec.num_labels)
+    name_labels(backbone.model, data.spec.label_names)
     is_trained = apply_method(backbone.model, cfg.method)
     counts = count_params(backbone.model, is_trained, backbone.params)
-    encoded = {split: encode(rows, data.spec, backbone.tokenizer, cfg.model.max_length)
-               for split, rows in data.splits.items()}
+    encoded = {split: encode_split(part, data.spec, backbone.tokenizer, cfg.model.max_length)
+               for split, part in data.parts.items()}
     return Experiment(cfg, data, backbone, is_trained, counts, encoded)
 
 

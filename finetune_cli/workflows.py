@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import signal
 import time
@@ -68,17 +69,26 @@ def train_from_config(cfg: RunConfig, config_path: Path, runs_dir: Path, overwri
 
 def read_inputs(texts: list[str], pairs: list[str], file: Path | None) -> list[dict]:
     """Inputs to predict: `--text` (with `--pair` for sentence-pair tasks) or a JSON Lines file."""
-    rows = [{"text": t, "premise": t} for t in texts]
+    rows = [{"text": t} for t in texts]
     if pairs:
         if len(pairs) != len(texts):
-            raise ConfigError("--pair: give one --pair per --text (premise = --text, hypothesis = --pair)")
+            raise ConfigError("--pair: give one --pair per --text (first text = --text, second = --pair)")
         for row, pair in zip(rows, pairs, strict=True):
-            row["hypothesis"] = pair
+            row["pair"] = pair
     if file is not None:
         rows += read_json_rows(file)
     if not rows:
         raise ConfigError("predict: nothing to predict; give --text or --file")
     return rows
+
+
+def task_inputs(row: dict, fields: tuple[str, ...]) -> dict:
+    """A row's texts under a run's text columns: its own columns when it has them all, else `text`
+    (and `pair`) in order, as --text/--pair give them, so one input reaches runs of any task."""
+    if all(f in row for f in fields):
+        return row
+    positional = [row.get("text"), row.get("pair")]
+    return {**row, **{f: v for f, v in zip(fields, positional, strict=False) if f not in row and v is not None}}
 
 
 @dataclass(frozen=True)
@@ -109,11 +119,12 @@ def predict_runs(run_dirs: list[Path], rows: list[dict]) -> Predictions:
     saved = share_frozen(runs)
     out: list[dict] = []
     for run in runs:
-        selected = [(i, row) for i, row in enumerate(rows) if row.get("run", run.path.name) == run.path.name]
+        selected = [(i, task_inputs(row, run.text_fields)) for i, row in enumerate(rows)
+                    if row.get("run", run.path.name) == run.path.name]
         for i, row in selected:
             missing = [f for f in run.text_fields if not isinstance(row.get(f), str)]
             if missing:
-                raise DataError(f"input row {i + 1}: run {run.path.name} ({run.cfg.data.dataset}) needs "
+                raise DataError(f"input row {i + 1}: run {run.path.name} ({run.spec.name}) needs "
                                 f"{', '.join(run.text_fields)}; missing {', '.join(missing)}")
             for field in run.text_fields:
                 if unicode_problem(row[field]):
@@ -143,7 +154,9 @@ class RunDescription:
     epochs: int
     data_source: str
     data_sizes: dict[str, int]
-    label_names: list[str]
+    label_names: list[str]  # label id i is label_names[i] (inferred from train when not configured)
+    data_notes: list[str]  # what was done to the source: rows without a gold label dropped, splits carved
+    data_cache: dict[str, str]  # checked rows (Arrow sources) and tokenized splits: hit | miss | off
     versions: dict[str, str]
 
 
@@ -210,8 +223,16 @@ def describe(exp: Experiment) -> RunDescription:
         trainable_params=exp.counts.trainable, total_params=exp.counts.total,
         backbone_params=exp.counts.backbone, trainable_pct=exp.counts.trainable_pct,
         seed=exp.cfg.seed, epochs=exp.cfg.train.epochs, data_source=exp.data.source,
-        data_sizes=exp.data.sizes(), label_names=list(exp.spec.label_names), versions=library_versions(),
+        data_sizes=exp.data.sizes(), label_names=list(exp.spec.label_names), data_notes=list(exp.data.notes),
+        data_cache={"checked": exp.data.cache, "tokenized": cache_state(e.cache for e in exp.encoded.values())},
+        versions=library_versions(),
     )
+
+
+def cache_state(states) -> str:
+    """hit when every part was read from the cache, off when none could be, else miss."""
+    states = set(states)
+    return "off" if states == {"off"} else "hit" if states == {"hit"} else "miss"
 
 
 @contextlib.contextmanager
@@ -279,7 +300,8 @@ def train_and_test(exp: Experiment, folder: RunFolder, summary: RunSummary, cons
     folder.write_metrics(out.metrics)
     peak_memory, peak_memory_method = memory.peak_mb(device, peak_was_reset)  # before a reloaded copy exists
     size = folder.save_trained(out.best_state, {"backbone_sha256": exp.backbone.sha256,
-                                                "model": exp.backbone.name, "mode": exp.cfg.method.mode})
+                                                "model": exp.backbone.name, "mode": exp.cfg.method.mode,
+                                                "label_names": json.dumps(list(exp.spec.label_names))})
     out.accelerator.wait_for_everyone()
     reloaded = load_run_model(folder.path).model.to(out.accelerator.device)
     test = evaluate(reloaded, out.test_loader, out.accelerator)

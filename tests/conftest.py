@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# the checked/tokenized caches (ftcli's and datasets') of this test session, not the user's
+_CACHES = tempfile.mkdtemp(prefix="ftcli-test-cache-")
+os.environ["FTCLI_CACHE"] = os.path.join(_CACHES, "ftcli")
+os.environ["HF_DATASETS_CACHE"] = os.path.join(_CACHES, "datasets")
 
 
 @pytest.fixture

@@ -56,7 +56,7 @@ CASES = [
     ("parquet_binary_garbage", "imdb", {"train.parquet": bytes(range(256)) * 4},
      "train.parquet", ["cannot read as parquet: ArrowInvalid"]),
     ("csv_wrong_header", "imdb", {"train.csv": "sentence,sentiment\ngreat,1\nawful,0\n"},
-     "train.csv", ["row 1: missing column(s) text, label; imdb needs text, label (found: 'sentence', 'sentiment')"]),
+     "train.csv", ["missing column(s) text, label; imdb needs text, label (the columns are: 'sentence', 'sentiment')"]),
     ("csv_ragged_row", "imdb", {"train.csv": "text,label\ngood,1\nbad,0,extra\n"},
      "train.csv", ["row 2 (line 3): 3 fields, but the header has 2 ('text,label')"]),
     ("csv_header_only", "imdb", {"test.csv": "text,label\n"}, "test.csv", ["no rows after the header line"]),
@@ -104,7 +104,6 @@ CASES = [
     ("snli_only_unlabeled_pairs", "snli", {"test.jsonl": jsonl({"premise": "p", "hypothesis": "h", "label": -1})},
      "test.jsonl", ["no usable rows"]),
     # splits
-    ("no_test_split", "imdb", {"test.jsonl": None}, None, ["no 'test' split found"]),
     ("no_train_split", "snli", {"train.jsonl": None}, None, ["no 'train' split found"]),
     ("two_train_files", "imdb", {"train.csv": "text,label\na,0\n", "train.jsonl": IMDB_OK}, None,
      ["several files for split 'train': train.csv, train.jsonl"]),
@@ -180,3 +179,14 @@ def test_good_variants_still_load(tmp_path):
     loaded = load_data(DataConfig(dataset="imdb", source=str(folder)), seed=0)
     assert loaded.sizes() == {"train": 20, "validation": 2, "test": 10}
     assert loaded.splits["train"][0] == {"text": "t0", "label": 0}
+
+
+def test_a_missing_test_split_is_carved_from_train_and_said(tmp_path):
+    rows = jsonl(*({"text": f"t{i}", "label": i % 2} for i in range(40)))
+    folder = make_folder(tmp_path, "imdb", {"test.jsonl": None, "train.jsonl": rows})
+    loaded = load_data(DataConfig(dataset="imdb", source=str(folder)), seed=0)
+    assert loaded.sizes() == {"train": 32, "validation": 4, "test": 4}
+    assert [n.split(";")[0] for n in loaded.notes] == [f"test: no test split in folder:{folder}",
+                                                       f"validation: no validation split in folder:{folder}"]
+    texts = [set(loaded.splits[s]["text"]) for s in ("train", "validation", "test")]
+    assert not (texts[0] & texts[1] or texts[0] & texts[2] or texts[1] & texts[2])

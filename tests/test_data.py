@@ -13,7 +13,7 @@ from finetune_cli.batching import BatchPlan
 from finetune_cli.config import DataConfig
 from finetune_cli.data import load_data
 from finetune_cli.errors import DataError
-from finetune_cli.subsets import carve_validation, stratified_take
+from finetune_cli.subsets import stratified_take
 from finetune_cli.tasks import DATASETS
 
 
@@ -48,18 +48,21 @@ def test_stratified_take_is_deterministic_and_keeps_proportions():
     assert sorted(taken + rest) == list(range(100))
 
 
-def test_validation_is_carved_from_train_without_overlap():
-    rows = [{"text": f"t{i}", "label": i % 2} for i in range(100)]
-    train, val = carve_validation(rows, 0.1, seed=0)
+def test_validation_is_carved_from_train_without_overlap(tmp_path):
+    _write_jsonl(tmp_path / "train.jsonl", [{"text": f"t{i}", "label": i % 2} for i in range(100)])
+    _write_jsonl(tmp_path / "test.jsonl", [{"text": "fine", "label": 0}, {"text": "good", "label": 1}])
+    loaded = load_data(DataConfig(dataset="imdb", source=str(tmp_path)), seed=0)
+    train, val = loaded.splits["train"], loaded.splits["validation"]
     assert len(val) == 10 and len(train) == 90
-    assert not {r["text"] for r in train} & {r["text"] for r in val}
-    assert collections.Counter(r["label"] for r in val) == {0: 5, 1: 5}
+    assert not set(train["text"]) & set(val["text"])
+    assert collections.Counter(val["label"]) == {0: 5, 1: 5}
 
 
 def test_caps_are_stratified_and_seeded():
     cfg = DataConfig(dataset="ag_news", source="sample", max_train_samples=40, max_eval_samples=20)
     a, b = load_data(cfg, seed=0), load_data(cfg, seed=0)
-    assert a.splits == b.splits and a.sizes() == {"train": 40, "validation": 20, "test": 20}
+    assert all(a.splits[s].to_list() == b.splits[s].to_list() for s in a.splits)
+    assert a.sizes() == {"train": 40, "validation": 20, "test": 20}
     assert collections.Counter(r["label"] for r in a.splits["train"]) == {0: 10, 1: 10, 2: 10, 3: 10}
 
 
@@ -90,8 +93,8 @@ def test_bad_rows_name_the_file_and_row(tmp_path, rows, message):
 
 
 def test_missing_split_and_missing_folder(tmp_path):
-    _write_jsonl(tmp_path / "train.jsonl", [{"text": "fine", "label": 0}])
-    with pytest.raises(DataError, match="no 'test' split"):
+    _write_jsonl(tmp_path / "test.jsonl", [{"text": "fine", "label": 0}])
+    with pytest.raises(DataError, match="no 'train' split"):
         load_data(DataConfig(dataset="imdb", source=str(tmp_path)), seed=0)
     with pytest.raises(DataError, match="neither auto, hub, sample nor an existing folder"):
         load_data(DataConfig(dataset="imdb", source=str(tmp_path / "nope")), seed=0)
