@@ -102,8 +102,9 @@ def train(
     summary = train_from_config(cfg, config, runs_dir, overwrite, err, resume)
     if distributed_state().is_main_process:  # one line, not one per process
         outcome = summary.outcome
+        macro_f1 = "" if outcome.inference_macro_f1 is None else f" | macro-F1 {outcome.inference_macro_f1:.4f}"
         out.print(f"inference accuracy (test, best epoch {outcome.best_epoch}): "
-                  f"{outcome.inference_accuracy:.4f} | run folder: {runs_dir / summary.name}", soft_wrap=True)
+                  f"{outcome.inference_accuracy:.4f}{macro_f1} | run folder: {runs_dir / summary.name}", soft_wrap=True)
 
 
 class Launcher(str, Enum):
