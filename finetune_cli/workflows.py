@@ -292,7 +292,7 @@ def train_and_test(exp: Experiment, folder: RunFolder, summary: RunSummary, cons
         select_metric=exp.cfg.train.select_metric,
         best_epoch=out.best["epoch"], best_step=out.best.get("step"), epochs_completed=out.epochs_completed,
         best_val_loss=out.best["val_loss"], best_val_accuracy=out.best["val_accuracy"],
-        best_val_macro_f1=out.best["val_macro_f1"],
+        best_val_macro_f1=out.best.get("val_macro_f1"),  # absent: best kept from a checkpoint of an older ftcli
         inference_accuracy=test.accuracy, inference_macro_f1=test.macro_f1, test_loss=test.loss,
         test_per_class=test.per_class_json(), test_confusion_matrix=test.confusion_matrix,
         train_seconds=out.train_seconds,
