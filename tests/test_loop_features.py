@@ -182,3 +182,22 @@ def test_early_stopping_waits_for_the_select_metric(monkeypatch):
     # accuracy improved at epoch 2, macro-F1 did not: by macro-F1 the patience runs out after epoch 3
     assert [m["evals_without_improvement"] for m in result.metrics] == [0, 1, 2]
     assert result.epochs_completed == 3 and result.best["epoch"] == 1
+
+
+def test_a_resumed_run_keeps_selecting_by_its_metric(tmp_path, monkeypatch):
+    evaluations = [scripted(a, loss, f1) for a, f1, loss in zip(ACCURACY, MACRO_F1, LOSS, strict=True)]
+    queue = evaluations[:2]
+    monkeypatch.setattr(train_module, "evaluate", lambda model, loader, accelerator: queue.pop(0))
+    cfg = config_from_dict(tiny_config("top", train={"epochs": 3, "select_metric": "loss"}))
+
+    def die_after_epoch_2(records):
+        if len(records) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(prepare_experiment(cfg), die_after_epoch_2, checkpoint=tmp_path / "c.safetensors")
+    queue = evaluations[2:]  # epoch 3: the lowest loss, after the resume
+    resumed = train(prepare_experiment(cfg), lambda records: None, checkpoint=tmp_path / "c.safetensors",
+                    resume=True)
+    assert resumed.best["epoch"] == 3 and [m["evals_without_improvement"] for m in resumed.metrics] == [0, 0, 0]
+    assert [m["val_per_class"] for m in resumed.metrics] == [[], [], []]  # the records survive the checkpoint
