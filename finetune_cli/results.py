@@ -281,7 +281,6 @@ class Comparison:
     rows: list[dict[str, Any]]  # compare_rows of the selected runs, sorted
     runs: list[Run]  # the selected completed runs
     skipped: list[tuple[Path, str]]  # folders that are not completed runs (or lack the metric), with the reason
-    metric: str = "accuracy"  # what the table shows, --best-of selects on and the figures plot
 
 
 def compare_runs(runs_dir: Path, datasets: list[str] | None = None, modes: list[str] | None = None,
@@ -307,17 +306,18 @@ def compare_runs(runs_dir: Path, datasets: list[str] | None = None, modes: list[
         row["candidates"] = [c.to_json() for c in found]
     if sort != "dataset":  # compare_rows' own order is by data set
         rows.sort(key=lambda r: (r[sort] is None, r[sort]), reverse=sort in DESCENDING)
-    return Comparison(rows, runs, skipped, metric)
+    return Comparison(rows, runs, skipped)
 
 
 def split_by_metric(runs: list[Run], metric: str) -> tuple[list[Run], list[tuple[Path, str]]]:
-    """The runs that recorded `metric` (test and best validation), and the others with the reason: a
-    run from before macro-F1 was measured is left out rather than shown as a hole or mixed into means."""
+    """The runs that recorded `metric` on the test split, and the others with the reason: a run from
+    before macro-F1 was measured is left out rather than shown as a hole or mixed into means (every
+    run has its test accuracy, a required field)."""
     reason = (f"no {METRIC_TEXT[metric]} recorded (a run from before ftcli measured it); "
               "it is compared under --metric accuracy")
     has, lacking = [], []
     for run in runs:
-        if all(run.summary.get(f"{kind}_{metric}") is not None for kind in ("inference", "best_val")):
+        if run.summary.get(f"inference_{metric}") is not None:
             has.append(run)
         else:
             lacking.append((run.path, reason))

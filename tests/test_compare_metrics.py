@@ -161,3 +161,14 @@ def test_a_malformed_new_field_is_skipped_with_its_name(known_runs, tmp_path, fi
 def test_metric_must_be_one_the_runs_record():
     result = ftcli("compare", "runs", "--metric", "loss")
     assert result.exit_code == 2 and "'loss' is not one of" in result.output
+
+
+def test_a_run_without_optional_validation_fields_is_still_compared_by_accuracy(known_runs, tmp_path):
+    folder = tmp_path / "runs" / "older"
+    shutil.copytree(known_runs / OLD, folder)
+    summary = json.loads((folder / "summary.json").read_text())
+    del summary["best_val_accuracy"]
+    (folder / "summary.json").write_text(json.dumps(summary))
+    rows, stderr = compare_json(tmp_path / "runs")
+    assert rows["layerwise"]["inference_accuracy"] == 0.65 and rows["layerwise"]["best_val_accuracy"] is None
+    assert "skipped" not in stderr
