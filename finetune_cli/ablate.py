@@ -30,12 +30,12 @@ def ablate_run(run_dir: Path, out_dir: Path, split: str = "validation") -> dict:
     loader = accelerator.prepare(make_loader(encoded, run.cfg.train.eval_batch_size, run.tokenizer.pad_token_id))
     model = run.model.to(accelerator.device)
     layers = encoder_layers(model)
-    intact = evaluate(model, loader, accelerator)["accuracy"]
+    intact = evaluate(model, loader, accelerator).accuracy
     cells = []
     for i in range(len(layers)):
         for j in range(i, len(layers)):
             with bypassed(a for k in range(i, j + 1) for a in adapters_in(layers[k])):
-                acc = evaluate(model, loader, accelerator)["accuracy"]
+                acc = evaluate(model, loader, accelerator).accuracy
             cells.append({"first": i, "last": j, "accuracy": acc, "relative_drop_pct": relative_drop(intact, acc)})
     result = {"run": str(run_dir), "split": split, "examples": len(encoded), "intact_accuracy": intact, "cells": cells}
     out_dir.mkdir(parents=True, exist_ok=True)

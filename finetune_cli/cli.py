@@ -102,8 +102,9 @@ def train(
     summary = train_from_config(cfg, config, runs_dir, overwrite, err, resume)
     if distributed_state().is_main_process:  # one line, not one per process
         outcome = summary.outcome
+        macro_f1 = "" if outcome.inference_macro_f1 is None else f" | macro-F1 {outcome.inference_macro_f1:.4f}"
         out.print(f"inference accuracy (test, best epoch {outcome.best_epoch}): "
-                  f"{outcome.inference_accuracy:.4f} | run folder: {runs_dir / summary.name}", soft_wrap=True)
+                  f"{outcome.inference_accuracy:.4f}{macro_f1} | run folder: {runs_dir / summary.name}", soft_wrap=True)
 
 
 class Launcher(str, Enum):
@@ -152,6 +153,11 @@ def sweep(
         raise FtcliError(f"some runs of {plan.name} failed (see their summary.json); rerun to retry them")
 
 
+class Metric(str, Enum):
+    accuracy = "accuracy"
+    macro_f1 = "macro_f1"
+
+
 class Format(str, Enum):
     table = "table"
     markdown = "markdown"
@@ -162,6 +168,7 @@ class Format(str, Enum):
 @app.command(epilog="Examples:\n\n  ftcli compare runs/\n\n  ftcli compare runs/ --format markdown > results.md\n\n"
                     "  ftcli compare runs/ --dataset imdb --mode full --mode layerwise --sort inference_accuracy\n\n"
                     "  ftcli compare runs/ --plot figures/\n\n"
+                    "  ftcli compare runs/ --metric macro_f1   # selection, columns and figures by macro-F1\n\n"
                     "  ftcli compare runs/claim --best-of train.learning_rate   # selection on validation")
 @one_line_errors
 def compare(
@@ -170,31 +177,38 @@ def compare(
     dataset: Annotated[Optional[list[str]], typer.Option(help="Only these data sets (repeatable).")] = None,
     mode: Annotated[Optional[list[str]], typer.Option(help="Only these modes (repeatable).")] = None,
     sort: Annotated[str, typer.Option(help=f"Sort by one of: {', '.join(SORT_KEYS)}.")] = "dataset",
-    plot: Annotated[Optional[Path], typer.Option(help="Write PNG figures into this folder.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Write PNG figures into this folder (also one test "
+                                                      "confusion matrix per run).")] = None,
     best_of: Annotated[Optional[str], typer.Option(
         "--best-of", metavar="KEYS", help="Comma-separated config keys (e.g. train.learning_rate): per data set, "
-        "mode and other settings keep the value with the best mean validation accuracy; report its test.")] = None,
+        "mode and other settings keep the value with the best mean validation --metric; report its test.")] = None,
+    metric: Annotated[Metric, typer.Option(help="What the validation/test columns show, --best-of selects on, "
+                                                "'vs full' and the figures measure (json and csv hold both). "
+                                                "Runs without macro-F1 are skipped under macro_f1.")]
+        = Metric.accuracy,
 ) -> None:
     """One row per run; runs differing only by seed are grouped (mean ± SEM, n)."""
     from .results import compare_runs, parse_best_of, render_table, render_text
 
-    found = compare_runs(runs_dir, dataset, mode, sort, parse_best_of(best_of))
+    found = compare_runs(runs_dir, dataset, mode, sort, parse_best_of(best_of), metric.value)
     rows, runs, skipped = found.rows, found.runs, found.skipped
     if format is Format.table:
         wide = out if out.is_terminal else Console(width=220)  # pipes and logs: never fold cells
-        wide.print(render_table(rows, f"ftcli compare {runs_dir}"))
+        wide.print(render_table(rows, f"ftcli compare {runs_dir}", metric.value))
     else:
-        sys.stdout.write(render_text(rows, format.value))
+        sys.stdout.write(render_text(rows, format.value, metric.value))
     for path, reason in skipped:
         err.print(f"ftcli: skipped {path}: {reason}", markup=False, highlight=False, soft_wrap=True)
     if not runs:
         raise FtcliError(f"{runs_dir}: no completed runs found" + (" (after filters)" if dataset or mode else ""))
     if plot is not None:
-        from .plots import plot_accuracy_vs_params, plot_accuracy_vs_train_size, plot_learning_curves
+        from . import plots
 
         plot.mkdir(parents=True, exist_ok=True)
-        figures = plot_accuracy_vs_params(rows, plot) + plot_accuracy_vs_train_size(rows, plot)
-        for path in figures + plot_learning_curves(runs, plot):
+        figures = (plots.plot_accuracy_vs_params(rows, plot, metric.value)
+                   + plots.plot_accuracy_vs_train_size(rows, plot, metric.value)
+                   + plots.plot_learning_curves(runs, plot, metric.value) + plots.plot_confusion_matrices(runs, plot))
+        for path in figures:
             err.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
 
 

@@ -22,6 +22,7 @@ from typing import Any, Literal, Optional
 import yaml
 
 from .errors import ConfigError, first_line, short_repr
+from .metrics import SelectMetric
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]{0,127}$")
 _SPLIT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # a Hub split name or a file name's stem
@@ -139,7 +140,7 @@ class MethodConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    # Passes over the training split; the best epoch by validation accuracy is kept.
+    # Passes over the training split; the best epoch on validation (select_metric) is kept.
     epochs: int = _f(3, lo=1, hi=1000)
     # Training examples per optimizer step.
     batch_size: int = _f(16, lo=1, hi=65536)
@@ -161,9 +162,13 @@ class TrainConfig:
     # Also evaluate on validation every this many optimizer steps within an epoch (each evaluation
     # can be the kept best); null = only at the end of each epoch.
     eval_every_steps: Optional[int] = _f(None, lo=1, hi=10**9)
-    # Stop after this many evaluations in a row without a better validation accuracy (the selection
-    # metric); null = train every epoch. The best evaluation is what is kept either way.
+    # Stop after this many evaluations in a row without a better validation value of select_metric;
+    # null = train every epoch. The best evaluation is what is kept either way.
     early_stopping_patience: Optional[int] = _f(None, lo=1, hi=1000)
+    # What picks the kept evaluation (and what early stopping waits for), on validation: accuracy
+    # (the paper's selection) | macro_f1 (every class counts the same: imbalanced tasks) | loss
+    # (lower is better). Ties keep the earlier evaluation.
+    select_metric: SelectMetric = "accuracy"
     # Mixed precision through accelerate: no | bf16 | fp16 (fp16 needs a GPU).
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     # Modes whose trained part sits above a frozen encoder (top, head): run the encoder once per

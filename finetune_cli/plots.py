@@ -1,10 +1,12 @@
-"""Figures from compare rows (matplotlib, written as PNG): the paper's Fig. 3/4 (accuracy against
-trained parameters, log x) and learning curves (validation accuracy per epoch)."""
+"""Figures from compare rows (matplotlib, written as PNG): the paper's Fig. 3/4 (accuracy or macro-F1
+against trained parameters, log x), learning curves (validation value per evaluation) and each run's
+confusion matrix on the test split."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from .metrics import METRIC_TEXT
 from .results import Run
 
 COLORS = {"full": "black", "layerwise": "tab:orange", "pfeiffer": "tab:brown", "lora": "tab:red", "ia3": "tab:pink",
@@ -24,8 +26,9 @@ def pyplot():
     return plt
 
 
-def plot_accuracy_vs_params(rows: list[dict], folder: Path) -> list[Path]:
-    """One PNG per data set: inference accuracy (mean ± SEM over seeds) against trained parameters."""
+def plot_accuracy_vs_params(rows: list[dict], folder: Path, metric: str = "accuracy") -> list[Path]:
+    """One PNG per data set: inference accuracy or macro-F1 (`metric`; mean ± SEM over seeds) against
+    trained parameters."""
     plt = pyplot()
     written = []
     for dataset in sorted({r["dataset"] for r in rows}):
@@ -35,21 +38,21 @@ def plot_accuracy_vs_params(rows: list[dict], folder: Path) -> list[Path]:
                             key=lambda r: r["trainable_params"])
             if not points:
                 continue
-            _draw_series(ax, mode, points, [r["trainable_params"] for r in points])
+            _draw_series(ax, mode, points, [r["trainable_params"] for r in points], metric)
             for r in points:
                 if r["bottleneck"] is not None and len(points) > 1:
-                    ax.annotate(f"m={r['bottleneck']}", (r["trainable_params"], 100 * r["inference_accuracy"]),
+                    ax.annotate(f"m={r['bottleneck']}", (r["trainable_params"], 100 * r[f"inference_{metric}"]),
                                 textcoords="offset points", xytext=(4, -10), fontsize=7, color=COLORS[mode])
         written.append(_finish(plt, fig, ax, "trained parameters (count, log scale)",
-                               f"{TITLES.get(dataset, dataset)}: accuracy vs trained parameters",
-                               folder / f"accuracy_vs_params_{dataset}.png"))
+                               f"{TITLES.get(dataset, dataset)}: {METRIC_TEXT[metric]} vs trained parameters",
+                               folder / f"{metric}_vs_params_{dataset}.png", metric))
     return written
 
 
-def plot_accuracy_vs_train_size(rows: list[dict], folder: Path) -> list[Path]:
-    """One PNG per data set whose runs differ in training-set size: inference accuracy (mean ± SEM over
-    seeds) against the number of training examples, one line per mode (where adapters and full
-    fine-tuning cross)."""
+def plot_accuracy_vs_train_size(rows: list[dict], folder: Path, metric: str = "accuracy") -> list[Path]:
+    """One PNG per data set whose runs differ in training-set size: inference accuracy or macro-F1
+    (`metric`; mean ± SEM over seeds) against the number of training examples, one line per mode (where
+    adapters and full fine-tuning cross)."""
     plt = pyplot()
     written = []
     for dataset in sorted({r["dataset"] for r in rows}):
@@ -60,27 +63,27 @@ def plot_accuracy_vs_train_size(rows: list[dict], folder: Path) -> list[Path]:
         for mode in COLORS:
             points = sorted((r for r in chosen if r["mode"] == mode), key=lambda r: r["data_sizes"]["train"])
             if points:
-                _draw_series(ax, mode, points, [r["data_sizes"]["train"] for r in points])
+                _draw_series(ax, mode, points, [r["data_sizes"]["train"] for r in points], metric)
         written.append(_finish(plt, fig, ax, "training examples (log scale)",
-                               f"{TITLES.get(dataset, dataset)}: accuracy vs training-set size",
-                               folder / f"accuracy_vs_train_size_{dataset}.png"))
+                               f"{TITLES.get(dataset, dataset)}: {METRIC_TEXT[metric]} vs training-set size",
+                               folder / f"{metric}_vs_train_size_{dataset}.png", metric))
     return written
 
 
-def _draw_series(ax, mode: str, points: list[dict], xs: list[float]) -> None:
-    """One mode's test accuracy (%) at `xs`, SEM over seeds as error bars."""
+def _draw_series(ax, mode: str, points: list[dict], xs: list[float], metric: str) -> None:
+    """One mode's test accuracy or macro-F1 (%) at `xs`, SEM over seeds as error bars."""
     low, high = min(r["n"] for r in points), max(r["n"] for r in points)
     seeds = f"n={low} seed{'s' if high > 1 else ''}" if low == high else f"n={low}-{high} seeds per point"
-    ax.errorbar(xs, [100 * r["inference_accuracy"] for r in points],
-                yerr=[100 * (r["inference_accuracy_sem"] or 0) for r in points], marker="o", capsize=3,
+    ax.errorbar(xs, [100 * r[f"inference_{metric}"] for r in points],
+                yerr=[100 * (r[f"inference_{metric}_sem"] or 0) for r in points], marker="o", capsize=3,
                 color=COLORS[mode], label=f"{mode} ({seeds})")
 
 
-def _finish(plt, fig, ax, xlabel: str, title: str, path: Path) -> Path:
-    """Log x axis, labels, grid and legend of an accuracy figure; saved to `path`."""
+def _finish(plt, fig, ax, xlabel: str, title: str, path: Path, metric: str) -> Path:
+    """Log x axis, labels, grid and legend of a figure of test `metric`; saved to `path`."""
     ax.set_xscale("log")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("inference accuracy on the test split (%)")
+    ax.set_ylabel(f"inference {METRIC_TEXT[metric]} on the test split (%)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
@@ -95,26 +98,68 @@ def save_figure(plt, fig, path: Path) -> Path:
     return path
 
 
-def plot_learning_curves(runs: list[Run], folder: Path) -> list[Path]:
-    """One PNG per data set: validation accuracy after each epoch, one line per run, colour by mode."""
+def plot_learning_curves(runs: list[Run], folder: Path, metric: str = "accuracy") -> list[Path]:
+    """One PNG per data set: validation accuracy or macro-F1 (`metric`) at each evaluation, one line per
+    run, colour by mode (`learning_curves_<dataset>.png`; `learning_curves_macro_f1_<dataset>.png`)."""
     plt = pyplot()
     written = []
+    text, suffix = METRIC_TEXT[metric], "" if metric == "accuracy" else f"_{metric}"
     for dataset in sorted({r.summary["dataset"] for r in runs}):
         fig, ax = plt.subplots(figsize=(7, 4.5))
         seen = set()
         chosen = sorted((r for r in runs if r.summary["dataset"] == dataset), key=lambda r: r.path.name)
         for run in chosen:
             mode = run.summary["mode"]
-            epochs = [m.get("epoch_progress", m["epoch"]) for m in run.metrics]  # mid-epoch evaluations too
-            accs = [100 * m["val_accuracy"] for m in run.metrics]
+            records = [m for m in run.metrics if m.get(f"val_{metric}") is not None]
+            epochs = [m.get("epoch_progress", m["epoch"]) for m in records]  # mid-epoch evaluations too
+            values = [100 * m[f"val_{metric}"] for m in records]
             label = mode if mode not in seen else None
             seen.add(mode)
-            ax.plot(epochs, accs, marker=".", color=COLORS.get(mode, "tab:red"), alpha=0.7, label=label)
+            ax.plot(epochs, values, marker=".", color=COLORS.get(mode, "tab:red"), alpha=0.7, label=label)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("validation accuracy (%)")
-        ax.set_title(f"{TITLES.get(dataset, dataset)}: validation accuracy per epoch ({len(chosen)} runs)")
+        ax.set_ylabel(f"validation {text} (%)")
+        ax.set_title(f"{TITLES.get(dataset, dataset)}: validation {text} per epoch ({len(chosen)} runs)")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, title="mode (one line per run)")
-        written.append(save_figure(plt, fig, folder / f"learning_curves_{dataset}.png"))
+        written.append(save_figure(plt, fig, folder / f"learning_curves{suffix}_{dataset}.png"))
     return written
+
+
+def plot_confusion_matrices(runs: list[Run], folder: Path) -> list[Path]:
+    """One PNG per run that recorded its test confusion matrix: `confusion_<run folder name>.png`
+    (`confusion_<parent>_<name>.png` where two runs share a folder name, e.g. in two sweeps)."""
+    plt = pyplot()
+    recorded = [r for r in runs if r.summary.get("test_confusion_matrix")]
+    names = [r.path.name for r in recorded]
+    written = []
+    for run in recorded:
+        name = run.path.name if names.count(run.path.name) == 1 else f"{run.path.parent.name}_{run.path.name}"
+        written.append(plot_confusion_matrix(plt, run, folder / f"confusion_{name}.png"))
+    return written
+
+
+def plot_confusion_matrix(plt, run: Run, path: Path) -> Path:
+    """Test examples per (true, predicted) label, counts written in the cells, label names on the axes."""
+    matrix = run.summary["test_confusion_matrix"]
+    names = run.summary.get("label_names") or []
+    if len(names) != len(matrix):  # a summary without label names: their indices
+        names = [str(i) for i in range(len(matrix))]
+    side = 2.5 + 0.8 * len(matrix)
+    fig, ax = plt.subplots(figsize=(side + 1, side))
+    image = ax.imshow(matrix, cmap="Blues")
+    darkest = max(max(row) for row in matrix)
+    for i, row in enumerate(matrix):
+        for j, count in enumerate(row):
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=9,
+                    color="white" if count > darkest / 2 else "black")  # readable on dark and light cells
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted label")
+    ax.set_ylabel("true label")
+    scores = f"accuracy {run.summary['inference_accuracy']:.4f}"
+    if run.summary.get("inference_macro_f1") is not None:
+        scores += f", macro-F1 {run.summary['inference_macro_f1']:.4f}"
+    ax.set_title(f"{run.path.name}\ntest split (n={sum(map(sum, matrix))}): {scores}", fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    return save_figure(plt, fig, path)

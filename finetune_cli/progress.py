@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from .metrics import Evaluation
+
 
 class TrainProgress:
     """Shows steps done / total, loss (moving average) and ETA; prints one line per epoch."""
@@ -32,7 +34,8 @@ class TrainProgress:
         self.loss = loss if self.loss is None else 0.9 * self.loss + 0.1 * loss
         self.bar.update(self.task, advance=1, loss=f"{self.loss:.4f}")
 
-    def end_epoch(self, epoch: int, val: dict[str, float]) -> None:
+    def end_epoch(self, epoch: int, val: Evaluation) -> None:
         if self.enabled:
             self.console.print(f"epoch {epoch}/{self.epochs}: train loss {self.loss:.4f} | "
-                               f"val loss {val['loss']:.4f} | val accuracy {val['accuracy']:.4f}")
+                               f"val loss {val.loss:.4f} | val accuracy {val.accuracy:.4f} | "
+                               f"val macro-F1 {val.macro_f1:.4f}")

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from .config import RunConfig, config_from_dict, config_to_dict, safe_load
 from .errors import ConfigError, FtcliError, error_text, short_repr
+from .metrics import METRIC_TEXT
 from .runfolder import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 
 
@@ -30,13 +31,18 @@ class Run:
 
 NUMBER, INTEGER, TEXT = "a number", "an integer", "a string"
 POSITIVE, SIZES = "a positive integer", "a mapping of train, validation and test to integers"
+TEXTS, MATRIX = "a list of strings", "a square list of lists of integers"
 SUMMARY_FIELDS = {  # what comparing and plotting read from a completed run's summary.json
     "dataset": TEXT, "mode": TEXT, "model": TEXT, "data_source": TEXT, "seed": INTEGER, "epochs": INTEGER,
     "trainable_params": INTEGER, "backbone_params": POSITIVE, "trainable_pct": NUMBER,
     "data_sizes": SIZES, "inference_accuracy": NUMBER,
 }
 OPTIONAL_FIELDS = {"bottleneck": INTEGER, "best_val_loss": NUMBER, "best_val_accuracy": NUMBER,
-                   "train_seconds": NUMBER, "train_examples_per_s": NUMBER, "peak_memory_mb": NUMBER}
+                   "train_seconds": NUMBER, "train_examples_per_s": NUMBER, "peak_memory_mb": NUMBER,
+                   # runs recorded before ftcli measured macro-F1 and confusion matrices lack these
+                   "best_val_macro_f1": NUMBER, "inference_macro_f1": NUMBER, "select_metric": TEXT,
+                   "label_names": TEXTS, "test_confusion_matrix": MATRIX}
+COMPARE_METRICS = ("accuracy", "macro_f1")  # `ftcli compare --metric`: what is shown, selected on, plotted
 
 
 def is_a(value: Any, kind: str) -> bool:
@@ -45,6 +51,11 @@ def is_a(value: Any, kind: str) -> bool:
         return False
     if kind == SIZES:
         return isinstance(value, dict) and all(is_a(value.get(s), INTEGER) for s in ("train", "validation", "test"))
+    if kind == TEXTS:
+        return isinstance(value, list) and all(is_a(v, TEXT) for v in value)
+    if kind == MATRIX:
+        return isinstance(value, list) and all(
+            isinstance(row, list) and len(row) == len(value) and all(is_a(n, INTEGER) for n in row) for row in value)
     return {TEXT: isinstance(value, str), INTEGER: isinstance(value, int),
             POSITIVE: isinstance(value, int) and value > 0, NUMBER: isinstance(value, (int, float))}[kind]
 
@@ -63,11 +74,14 @@ def summary_problem(summary: dict) -> str | None:
 
 
 def metrics_problem(metrics: list) -> str | None:
-    """What is wrong with the records of metrics.jsonl (the learning curves read epoch and val_accuracy)."""
+    """What is wrong with the records of metrics.jsonl (the learning curves read epoch, val_accuracy and,
+    where recorded, val_macro_f1)."""
     for line, record in enumerate(metrics, start=1):
         if not (isinstance(record, dict) and is_a(record.get("epoch"), INTEGER)
                 and is_a(record.get("val_accuracy"), NUMBER)):
             return f"line {line}: expected an object with epoch and val_accuracy, got {short_repr(record)}"
+        if record.get("val_macro_f1") is not None and not is_a(record["val_macro_f1"], NUMBER):
+            return f"line {line}: val_macro_f1: got {short_repr(record['val_macro_f1'])}, expected {NUMBER} or null"
     return None
 
 
@@ -185,23 +199,25 @@ class Candidate:
 
     values: dict[str, Any]  # dotted key -> value
     runs: list[Run]
-    val_mean: float | None  # mean best validation accuracy over its seeds
+    metric: str  # one of COMPARE_METRICS
+    val_mean: float | None  # mean best validation value of `metric` over its seeds
 
     def to_json(self) -> dict[str, Any]:
-        return {"values": self.values, "n": len(self.runs), "best_val_accuracy": self.val_mean}
+        return {"values": self.values, "n": len(self.runs), f"best_val_{self.metric}": self.val_mean}
 
 
-def select_best(runs: list[Run], keys: tuple[str, ...]) -> tuple[list[Run], dict[Path, list[Candidate]]]:
+def select_best(runs: list[Run], keys: tuple[str, ...], metric: str = "accuracy"
+                ) -> tuple[list[Run], dict[Path, list[Candidate]]]:
     """Selection on validation (the paper's protocol): among runs that differ only in `keys` and seed,
-    keep the setting of `keys` with the best mean validation accuracy over its seeds. Returns the
-    kept runs, and for each kept run the candidates it was chosen from (the chosen one first)."""
+    keep the setting of `keys` with the best mean validation value of `metric` over its seeds. Returns
+    the kept runs, and for each kept run the candidates it was chosen from (the chosen one first)."""
     groups: dict[str, dict[str, list[Run]]] = {}
     for run in runs:
         groups.setdefault(group_key(run, keys), {}).setdefault(group_key(run), []).append(run)
     kept, candidates = [], {}
     for settings in groups.values():
-        found = [Candidate({k: config_value(members[0], k) for k in keys}, members,
-                           mean_sem([m.summary.get("best_val_accuracy") for m in members])[0])
+        found = [Candidate({k: config_value(members[0], k) for k in keys}, members, metric,
+                           mean_sem([m.summary.get(f"best_val_{metric}") for m in members])[0])
                  for members in settings.values()]
         # best validation first; ties go to the smaller values (e.g. the lower learning rate)
         found.sort(key=lambda c: (c.val_mean is None, -(c.val_mean or 0.0), value_order(c.values)))
@@ -219,12 +235,12 @@ def mean_sem(values: list[float | None]) -> tuple[float | None, float | None]:
     return mean, sem
 
 
-METRICS = ("best_val_loss", "best_val_accuracy", "inference_accuracy", "train_seconds",
-           "train_examples_per_s", "peak_memory_mb")
+METRICS = ("best_val_loss", "best_val_accuracy", "best_val_macro_f1", "inference_accuracy", "inference_macro_f1",
+           "train_seconds", "train_examples_per_s", "peak_memory_mb")
 
 
-def compare_rows(runs: list[Run]) -> list[dict[str, Any]]:
-    """One row per group of runs that differ only by seed: means, SEMs, n, diff to full FT."""
+def compare_rows(runs: list[Run], metric: str = "accuracy") -> list[dict[str, Any]]:
+    """One row per group of runs that differ only by seed: means, SEMs, n, diff to full FT in `metric`."""
     groups: dict[str, list[Run]] = {}
     for run in runs:
         groups.setdefault(group_key(run), []).append(run)
@@ -240,42 +256,50 @@ def compare_rows(runs: list[Run]) -> list[dict[str, Any]]:
             "epochs": s["epochs"], "data_source": s["data_source"],
             "data_sizes": s["data_sizes"], "data_key": _data_key(members[0]),
         }
-        for metric in METRICS:
-            row[metric], row[metric + "_sem"] = mean_sem([m.summary.get(metric) for m in members])
+        for field in METRICS:
+            row[field], row[field + "_sem"] = mean_sem([m.summary.get(field) for m in members])
         rows.append(row)
-    for row in rows:  # accuracy points against full fine-tuning on the same data and backbone
+    shown = f"inference_{metric}"
+    for row in rows:  # points of `metric` against full fine-tuning on the same data and backbone
         full = [r for r in rows if r["mode"] == "full" and r["data_key"] == row["data_key"]]
-        row["diff_to_full"] = 100 * (row["inference_accuracy"] - full[0]["inference_accuracy"]) if full else None
+        known = full and row[shown] is not None and full[0][shown] is not None
+        row["metric"] = metric  # what diff_to_full (and, with --best-of, the candidates) measure
+        row["diff_to_full"] = 100 * (row[shown] - full[0][shown]) if known else None
     for row in rows:
         del row["data_key"]
     return sorted(rows, key=lambda r: (r["dataset"], r["mode"] != "full", r["mode"], r["bottleneck"] or 0, r["name"]))
 
 
-SORT_KEYS = ("dataset", "name", "mode", "inference_accuracy", "best_val_accuracy", "trainable_params",
-             "train_seconds", "train_examples_per_s", "peak_memory_mb")
-DESCENDING = ("inference_accuracy", "best_val_accuracy", "train_examples_per_s")  # best first
+SORT_KEYS = ("dataset", "name", "mode", "inference_accuracy", "best_val_accuracy", "inference_macro_f1",
+             "best_val_macro_f1", "trainable_params", "train_seconds", "train_examples_per_s", "peak_memory_mb")
+DESCENDING = ("inference_accuracy", "best_val_accuracy", "inference_macro_f1", "best_val_macro_f1",
+              "train_examples_per_s")  # best first
 
 
 @dataclass
 class Comparison:
     rows: list[dict[str, Any]]  # compare_rows of the selected runs, sorted
     runs: list[Run]  # the selected completed runs
-    skipped: list[tuple[Path, str]]  # folders that are not completed runs, with the reason
+    skipped: list[tuple[Path, str]]  # folders that are not completed runs (or lack the metric), with the reason
 
 
 def compare_runs(runs_dir: Path, datasets: list[str] | None = None, modes: list[str] | None = None,
-                 sort: str = "dataset", best_of: tuple[str, ...] = ()) -> Comparison:
+                 sort: str = "dataset", best_of: tuple[str, ...] = (), metric: str = "accuracy") -> Comparison:
     """`ftcli compare`: the completed runs under `runs_dir`, filtered, (with `best_of`: reduced to the
-    setting of those keys with the best validation accuracy), grouped by seed and sorted."""
+    setting of those keys with the best validation value of `metric`), grouped by seed and sorted."""
     if sort not in SORT_KEYS:
         raise FtcliError(f"--sort: got {sort!r}, expected one of {', '.join(SORT_KEYS)}")
+    if metric not in COMPARE_METRICS:
+        raise FtcliError(f"--metric: got {metric!r}, expected one of {', '.join(COMPARE_METRICS)}")
     runs, skipped = load_runs(runs_dir)
     runs = [r for r in runs if (not datasets or r.summary["dataset"] in datasets)
             and (not modes or r.summary["mode"] in modes)]
+    runs, lacking = split_by_metric(runs, metric)
+    skipped = sorted(skipped + lacking)
     candidates: dict[Path, list[Candidate]] = {}
     if best_of:
-        runs, candidates = select_best(runs, best_of)
-    rows = compare_rows(runs)
+        runs, candidates = select_best(runs, best_of, metric)
+    rows = compare_rows(runs, metric)
     for row in rows if best_of else ():
         found = candidates[Path(row["runs"][0])]
         row["best_of"] = found[0].values
@@ -283,6 +307,21 @@ def compare_runs(runs_dir: Path, datasets: list[str] | None = None, modes: list[
     if sort != "dataset":  # compare_rows' own order is by data set
         rows.sort(key=lambda r: (r[sort] is None, r[sort]), reverse=sort in DESCENDING)
     return Comparison(rows, runs, skipped)
+
+
+def split_by_metric(runs: list[Run], metric: str) -> tuple[list[Run], list[tuple[Path, str]]]:
+    """The runs that recorded `metric` on the test split, and the others with the reason: a run from
+    before macro-F1 was measured is left out rather than shown as a hole or mixed into means (every
+    run has its test accuracy, a required field)."""
+    reason = (f"no {METRIC_TEXT[metric]} recorded (a run from before ftcli measured it); "
+              "it is compared under --metric accuracy")
+    has, lacking = [], []
+    for run in runs:
+        if run.summary.get(f"inference_{metric}") is not None:
+            has.append(run)
+        else:
+            lacking.append((run.path, reason))
+    return has, lacking
 
 
 def group_name(members: list[Run]) -> str:
@@ -298,31 +337,37 @@ def _data_key(run: Run) -> str:
     return json.dumps([config.get("data"), config.get("model")], sort_keys=True)
 
 
-COLUMNS = [  # (header, renderer)
-    ("name", lambda r: r["name"] + (f" (n={r['n']})" if r["n"] > 1 else "")),
-    ("dataset", lambda r: r["dataset"]),
-    ("mode", lambda r: r["mode"]),
-    ("m", lambda r: "-" if r["bottleneck"] is None else str(r["bottleneck"])),
-    ("trained params (% of backbone)", lambda r: f"{r['trainable_params']:,} ({r['backbone_pct']:.2f}%)"),
-    ("best val loss", lambda r: _pm(r, "best_val_loss", 4)),
-    ("best val acc", lambda r: _pm(r, "best_val_accuracy", 4)),
-    ("inference acc", lambda r: _pm(r, "inference_accuracy", 4)),
-    ("vs full (pts)", lambda r: "-" if r["diff_to_full"] is None else f"{r['diff_to_full']:+.2f}"),
-    ("epochs", lambda r: str(r["epochs"])),
-    ("train s", lambda r: _pm(r, "train_seconds", 1)),
-    ("train ex/s", lambda r: _pm(r, "train_examples_per_s", 1)),
-    ("peak MB", lambda r: _pm(r, "peak_memory_mb", 0)),
-    ("data", lambda r: f"{r['data_source']} ({r['data_sizes']['train']}/{r['data_sizes']['validation']}/"
-                       f"{r['data_sizes']['test']})"),
-]
+SHORT = {"accuracy": "acc", "macro_f1": "macro-F1"}  # metric names in column headers
+
+
+def metric_columns(metric: str) -> list[tuple[str, Any]]:
+    """The table's columns (header, renderer); the validation and test columns show `metric`."""
+    return [
+        ("name", lambda r: r["name"] + (f" (n={r['n']})" if r["n"] > 1 else "")),
+        ("dataset", lambda r: r["dataset"]),
+        ("mode", lambda r: r["mode"]),
+        ("m", lambda r: "-" if r["bottleneck"] is None else str(r["bottleneck"])),
+        ("trained params (% of backbone)", lambda r: f"{r['trainable_params']:,} ({r['backbone_pct']:.2f}%)"),
+        ("best val loss", lambda r: _pm(r, "best_val_loss", 4)),
+        (f"best val {SHORT[metric]}", lambda r: _pm(r, f"best_val_{metric}", 4)),
+        (f"inference {SHORT[metric]}", lambda r: _pm(r, f"inference_{metric}", 4)),
+        ("vs full (pts)", lambda r: "-" if r["diff_to_full"] is None else f"{r['diff_to_full']:+.2f}"),
+        ("epochs", lambda r: str(r["epochs"])),
+        ("train s", lambda r: _pm(r, "train_seconds", 1)),
+        ("train ex/s", lambda r: _pm(r, "train_examples_per_s", 1)),
+        ("peak MB", lambda r: _pm(r, "peak_memory_mb", 0)),
+        ("data", lambda r: f"{r['data_source']} ({r['data_sizes']['train']}/{r['data_sizes']['validation']}/"
+                           f"{r['data_sizes']['test']})"),
+    ]
 
 
 def _best_of_cell(row: dict) -> str:
-    """`learning_rate=0.0001 (val .8840; of .8790/.8840/.8610)`: the chosen setting and every candidate's
-    mean validation accuracy, in the order of the values."""
+    """`learning_rate=0.0001 (of 3: val 0.8790/0.8840/0.8610)`: the chosen setting and every candidate's
+    mean validation value of the row's metric, in the order of the values."""
     chosen = ", ".join(f"{k.rsplit('.', 1)[-1]}={_value_text(v)}" for k, v in row["best_of"].items())
     ordered = sorted(row["candidates"], key=lambda c: value_order(c["values"]))
-    scores = "/".join("-" if c["best_val_accuracy"] is None else f"{c['best_val_accuracy']:.4f}" for c in ordered)
+    key = f"best_val_{row['metric']}"
+    scores = "/".join("-" if c[key] is None else f"{c[key]:.4f}" for c in ordered)
     return f"{chosen} (of {len(ordered)}: val {scores})"
 
 
@@ -330,12 +375,13 @@ def _value_text(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def columns(rows: list[dict]) -> list[tuple[str, Any]]:
+def columns(rows: list[dict], metric: str = "accuracy") -> list[tuple[str, Any]]:
     """The table's columns: with --best-of, the chosen setting follows the mode."""
+    shown = metric_columns(metric)
     if not any("best_of" in r for r in rows):
-        return COLUMNS
-    at = [h for h, _ in COLUMNS].index("m") + 1
-    return [*COLUMNS[:at], ("best of (mean val acc per value)", _best_of_cell), *COLUMNS[at:]]
+        return shown
+    at = [h for h, _ in shown].index("m") + 1
+    return [*shown[:at], (f"best of (mean val {SHORT[metric]} per value)", _best_of_cell), *shown[at:]]
 
 
 def _pm(row: dict, metric: str, digits: int) -> str:
@@ -345,11 +391,12 @@ def _pm(row: dict, metric: str, digits: int) -> str:
     return text if row[metric + "_sem"] is None else f"{text} ± {row[metric + '_sem']:.{digits}f}"
 
 
-def render_text(rows: list[dict], fmt: str) -> str:
-    """Markdown, CSV or JSON text of the compare rows."""
+def render_text(rows: list[dict], fmt: str, metric: str = "accuracy") -> str:
+    """Markdown, CSV or JSON text of the compare rows (JSON and CSV hold accuracy and macro-F1 both;
+    markdown, as the table, shows `metric`)."""
     if fmt == "json":
         return json.dumps(rows, indent=2)
-    shown = columns(rows)
+    shown = columns(rows, metric)
     cells = [[render(r) for _, render in shown] for r in rows]
     headers = [h for h, _ in shown]
     if fmt == "csv":  # flat columns only; --best-of's chosen values as `best_of.<dotted key>`
@@ -365,10 +412,10 @@ def render_text(rows: list[dict], fmt: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_table(rows: list[dict], title: str) -> Table:
+def render_table(rows: list[dict], title: str, metric: str = "accuracy") -> Table:
     """A rich Table of the compare rows (for the terminal)."""
     table = Table(title=title)
-    shown = columns(rows)
+    shown = columns(rows, metric)
     for header, _ in shown:
         table.add_column(header, justify="left" if header in ("name", "dataset", "mode", "data") else "right",
                          overflow="fold")

@@ -26,6 +26,7 @@ from .config import RunConfig, TrainConfig
 from .data import LoadedData, load_data
 from .errors import FtcliError
 from .methods import ParamCounts, Predicate, apply_method, count_params, trained_state_dict
+from .metrics import Evaluation, SelectMetric, evaluation_from, improves
 from .models import Backbone, load_backbone, name_labels
 from .progress import TrainProgress
 from .tasks import DatasetSpec
@@ -134,19 +135,21 @@ def trained_params(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
     return [p for group in optimizer.param_groups for p in group["params"]]
 
 
-def evaluate(model: nn.Module, loader, accelerator) -> dict[str, float]:
-    """Mean loss and accuracy over a loader (each example counted once across processes)."""
+def evaluate(model: nn.Module, loader, accelerator) -> Evaluation:
+    """Loss, accuracy, macro-F1, per-class scores and confusion matrix over a loader (each example
+    counted once across processes: gather_for_metrics drops the padding of the last batch)."""
     model.eval()
-    loss_sum, correct, seen = 0.0, 0, 0
+    loss_sum, labels_seen, predicted = 0.0, [], []
     with torch.inference_mode(), accelerator.autocast():
         for batch in loader:
             labels = batch.pop("labels")
             logits = model(**batch).logits  # [batch, num_labels]
             logits, labels = accelerator.gather_for_metrics((logits, labels))
             loss_sum += nn.functional.cross_entropy(logits.float(), labels, reduction="sum").item()
-            correct += (logits.argmax(-1) == labels).sum().item()
-            seen += labels.numel()
-    return {"loss": loss_sum / seen, "accuracy": correct / seen}
+            labels_seen += labels.tolist()
+            predicted += logits.argmax(-1).tolist()
+            num_labels = logits.shape[-1]
+    return evaluation_from(labels_seen, predicted, num_labels, loss_sum / len(labels_seen))
 
 
 def train_step(model, batch, optimizer, scheduler, accelerator, max_grad_norm) -> float:
@@ -199,15 +202,24 @@ def mean_pad_ratio(records: list[dict]) -> float:
     return sum(ratios) / max(1, len(ratios))
 
 
+def validation_fields(val: Evaluation) -> dict[str, Any]:
+    """An evaluation on validation as fields of its metrics.jsonl record (val_loss and val_accuracy
+    first, as in records written before macro-F1 was measured)."""
+    return {"val_loss": val.loss, "val_accuracy": val.accuracy, "val_macro_f1": val.macro_f1,
+            "val_per_class": val.per_class_json(), "val_confusion_matrix": val.confusion_matrix}
+
+
 def patience_ran_out(loop: LoopState, patience: int | None) -> bool:
-    """Early stopping: the last `patience` evaluations in a row brought no better validation accuracy."""
+    """Early stopping: the last `patience` evaluations in a row brought no better validation value of
+    the selection metric (counted by `keep_record`)."""
     return patience is not None and bool(loop.metrics) and \
         loop.metrics[-1].get("evals_without_improvement", 0) >= patience
 
 
-def keep_record(loop: LoopState, record: dict, trained_state) -> None:
-    """Add an evaluation's record; the best validation accuracy so far is the state kept."""
-    improved = loop.best is None or record["val_accuracy"] > loop.best["val_accuracy"]
+def keep_record(loop: LoopState, record: dict, trained_state, metric: SelectMetric) -> None:
+    """Add an evaluation's record; the best validation value of `metric` so far is the state kept."""
+    key = f"val_{metric}"
+    improved = loop.best is None or improves(record[key], loop.best[key], metric)
     previous = loop.metrics[-1].get("evals_without_improvement", 0) if loop.metrics else 0
     record["evals_without_improvement"] = 0 if improved else previous + 1
     loop.metrics = [*loop.metrics, record]
@@ -217,7 +229,8 @@ def keep_record(loop: LoopState, record: dict, trained_state) -> None:
 
 def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = None,
           resume: bool = False) -> TrainResult:
-    """Train, evaluate after each epoch, and restore the best epoch by validation accuracy.
+    """Train, evaluate after each epoch, and restore the best evaluation by `train.select_metric` on
+    validation (accuracy by default).
 
     `on_epoch(metrics)` gets the records of all epochs so far after every epoch. With `checkpoint`,
     the loop state is saved there at every epoch end, and `resume` continues from it.
@@ -262,8 +275,7 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
                 started = time.perf_counter()
                 val = evaluate(model, val_loader, accelerator)
                 keep_record(loop, {"epoch": epoch, "step": step, "epoch_progress": step / steps_per_epoch,
-                                   "train_loss": train_loss, "val_loss": val["loss"],
-                                   "val_accuracy": val["accuracy"]}, state)
+                                   "train_loss": train_loss, **validation_fields(val)}, state, cfg.select_metric)
                 eval_seconds[0] += time.perf_counter() - started
                 on_epoch(loop.metrics)
                 if patience_ran_out(loop, cfg.early_stopping_patience):
@@ -279,11 +291,10 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
             train_loss = accelerator.reduce(torch.tensor(train_loss, device=accelerator.device), "mean").item()
             val = evaluate(model, val_loader, accelerator)
             record = {"epoch": epoch, "step": scheduler.last_epoch, "epoch_progress": float(epoch),
-                      "train_loss": train_loss, "val_loss": val["loss"],
-                      "val_accuracy": val["accuracy"], "train_seconds": seconds,
+                      "train_loss": train_loss, **validation_fields(val), "train_seconds": seconds,
                       "train_examples_per_s": len(exp.encoded["train"]) / seconds, "pad_ratio": plan.pad_ratio(),
                       "learning_rate_end": scheduler.get_last_lr()[0]}
-            keep_record(loop, record, state)
+            keep_record(loop, record, state, cfg.select_metric)
             loop.epoch = epoch
             loop.train_seconds += seconds
             loop.examples += len(exp.encoded["train"])
@@ -291,7 +302,7 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
                 save_checkpoint(checkpoint, plain, exp.is_trained, optimizer, scheduler, loop)
             progress.end_epoch(epoch, val)
             on_epoch(loop.metrics)
-    plain.load_state_dict(loop.best_state, strict=False)  # the paper's model selection: best val epoch
+    plain.load_state_dict(loop.best_state, strict=False)  # the paper's model selection: best on validation
     return TrainResult(
         best=loop.best, epochs_completed=loop.epoch, best_state=loop.best_state, metrics=loop.metrics,
         train_seconds=loop.train_seconds,

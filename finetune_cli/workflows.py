@@ -164,13 +164,18 @@ class RunDescription:
 class RunOutcome:
     """What a completed run measured: the second half of its summary.json."""
 
+    select_metric: str | None  # what picked the best evaluation on validation (None: recorded before it existed)
     best_epoch: int  # the epoch of the best evaluation (in progress, for a mid-epoch one)
     best_step: int | None  # its optimizer step (None: a run recorded before evaluations had steps)
     epochs_completed: int  # fewer than `epochs` when train.early_stopping_patience stopped the run
     best_val_loss: float
     best_val_accuracy: float
+    best_val_macro_f1: float | None  # None in runs recorded before macro-F1 was measured (and below)
     inference_accuracy: float  # on the test split, of the model reloaded from the run folder
+    inference_macro_f1: float | None  # the same model and split
     test_loss: float
+    test_per_class: list[dict[str, Any]] | None  # {precision, recall, f1, support} per label, label_names order
+    test_confusion_matrix: list[list[int]] | None  # [true label][predicted label] -> test examples
     train_seconds: float
     train_examples_per_s: float
     wall_seconds: float
@@ -284,8 +289,8 @@ def train_and_test(exp: Experiment, folder: RunFolder, summary: RunSummary, cons
                    trackers: Trackers) -> RunSummary:
     """Train, save the best epoch, and test it; returns the completed summary (also written).
 
-    The inference accuracy is measured on the model rebuilt from the run folder (backbone +
-    trained.safetensors), so the number describes the artifact that was saved.
+    The test metrics (inference accuracy, macro-F1, per class, confusion matrix) are measured on the
+    model rebuilt from the run folder (backbone + trained.safetensors): they describe the saved artifact.
     """
     started = time.time()
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -306,10 +311,13 @@ def train_and_test(exp: Experiment, folder: RunFolder, summary: RunSummary, cons
     reloaded = load_run_model(folder.path).model.to(out.accelerator.device)
     test = evaluate(reloaded, out.test_loader, out.accelerator)
     outcome = RunOutcome(
+        select_metric=exp.cfg.train.select_metric,
         best_epoch=out.best["epoch"], best_step=out.best.get("step"), epochs_completed=out.epochs_completed,
-        best_val_loss=out.best["val_loss"],
-        best_val_accuracy=out.best["val_accuracy"],
-        inference_accuracy=test["accuracy"], test_loss=test["loss"], train_seconds=out.train_seconds,
+        best_val_loss=out.best["val_loss"], best_val_accuracy=out.best["val_accuracy"],
+        best_val_macro_f1=out.best.get("val_macro_f1"),  # absent: best kept from a checkpoint of an older ftcli
+        inference_accuracy=test.accuracy, inference_macro_f1=test.macro_f1, test_loss=test.loss,
+        test_per_class=test.per_class_json(), test_confusion_matrix=test.confusion_matrix,
+        train_seconds=out.train_seconds,
         train_examples_per_s=out.train_examples_per_s, wall_seconds=time.time() - started,
         peak_memory_mb=peak_memory, peak_memory_method=peak_memory_method, device=out.device,
         num_processes=out.num_processes, trained_file_bytes=size, pad_ratio=out.pad_ratio,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from finetune_cli.cli import app
+from finetune_cli.metrics import Evaluation
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -27,6 +28,13 @@ def tiny_config(mode: str = "layerwise", **sections) -> dict:
         else:
             cfg[key] = values
     return cfg
+
+
+def scripted(accuracy: float, loss: float | None = None, macro_f1: float | None = None) -> Evaluation:
+    """An evaluation with the given scores (what a test scripts `train.evaluate` to return); the loss
+    and macro-F1 default to values that rank evaluations the same way as the accuracy."""
+    return Evaluation(loss=1.0 - accuracy if loss is None else loss, accuracy=accuracy,
+                      macro_f1=accuracy if macro_f1 is None else macro_f1, per_class=(), confusion_matrix=[])
 
 
 runner = CliRunner()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import tiny_config
+from helpers import scripted, tiny_config
 from typer.testing import CliRunner
 
 from finetune_cli.cli import app
@@ -195,7 +195,7 @@ def test_ablate_when_the_intact_accuracy_is_0(tmp_path, monkeypatch):
 
     config = write_config(tmp_path, "layerwise")
     assert ftcli("train", config, "--runs-dir", tmp_path / "runs").exit_code == 0
-    monkeypatch.setattr("finetune_cli.ablate.evaluate", lambda *args: {"loss": 1.0, "accuracy": 0.0})
+    monkeypatch.setattr("finetune_cli.ablate.evaluate", lambda *args: scripted(0.0))
     result = ftcli("ablate", tmp_path / "runs" / "run")
     assert result.exit_code == 0, (result.output, result.exception)
     assert "intact validation accuracy 0.0000; no relative drop to measure" in result.stdout

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import tiny_config
+from helpers import scripted, tiny_config
 
 import finetune_cli.train as train_module
 from finetune_cli.config import config_from_dict
@@ -41,7 +41,7 @@ def scripted_evaluation(monkeypatch, accuracies: list[float]):
     queue = list(accuracies)
 
     def evaluate(model, loader, accelerator):
-        return {"loss": 1.0 - queue[0], "accuracy": queue.pop(0)}
+        return scripted(queue.pop(0))
 
     monkeypatch.setattr(train_module, "evaluate", evaluate)
 
@@ -123,8 +123,7 @@ def test_the_best_evaluation_may_be_mid_epoch_and_its_state_is_kept(monkeypatch)
 
     def evaluate(model, loader, accelerator):
         states.append({n: p.detach().clone() for n, p in exp.model.named_parameters() if exp.is_trained(n)})
-        value = accuracies[len(states) - 1]
-        return {"loss": 1 - value, "accuracy": value}
+        return scripted(accuracies[len(states) - 1])
 
     monkeypatch.setattr(train_module, "evaluate", evaluate)
     result = train(exp, lambda records: None)
@@ -157,3 +156,48 @@ def test_early_stopping_counts_evaluations_and_can_stop_mid_epoch(monkeypatch):
     assert [m["step"] for m in result.metrics] == [2, 4, 6, 8]
     assert [m["evals_without_improvement"] for m in result.metrics] == [0, 0, 1, 2]
     assert result.epochs_completed == 1 and result.best["step"] == 4
+
+
+# Three epochs whose best differs by metric: accuracy peaks at epoch 2, macro-F1 at 1, loss (lowest) at 3.
+ACCURACY, MACRO_F1, LOSS = [0.5, 0.7, 0.6], [0.6, 0.4, 0.5], [0.9, 0.8, 0.3]
+
+
+@pytest.mark.parametrize(("metric", "best_epoch"), [("accuracy", 2), ("macro_f1", 1), ("loss", 3)])
+def test_select_metric_picks_the_best_evaluation_by_that_metric(monkeypatch, metric, best_epoch):
+    queue = [scripted(a, loss, f1) for a, f1, loss in zip(ACCURACY, MACRO_F1, LOSS, strict=True)]
+    monkeypatch.setattr(train_module, "evaluate", lambda model, loader, accelerator: queue.pop(0))
+    cfg = config_from_dict(tiny_config("top", train={"epochs": 3, "select_metric": metric}))
+    result = train(prepare_experiment(cfg), lambda records: None)
+    assert result.best["epoch"] == best_epoch
+    assert [m["val_macro_f1"] for m in result.metrics] == MACRO_F1  # recorded whatever the metric
+    assert [m["val_loss"] for m in result.metrics] == LOSS
+
+
+def test_early_stopping_waits_for_the_select_metric(monkeypatch):
+    queue = [scripted(a, loss, f1) for a, f1, loss in zip(ACCURACY, MACRO_F1, LOSS, strict=True)]
+    monkeypatch.setattr(train_module, "evaluate", lambda model, loader, accelerator: queue.pop(0))
+    cfg = config_from_dict(tiny_config("top", train={"epochs": 5, "early_stopping_patience": 2,
+                                                     "select_metric": "macro_f1"}))
+    result = train(prepare_experiment(cfg), lambda records: None)
+    # accuracy improved at epoch 2, macro-F1 did not: by macro-F1 the patience runs out after epoch 3
+    assert [m["evals_without_improvement"] for m in result.metrics] == [0, 1, 2]
+    assert result.epochs_completed == 3 and result.best["epoch"] == 1
+
+
+def test_a_resumed_run_keeps_selecting_by_its_metric(tmp_path, monkeypatch):
+    evaluations = [scripted(a, loss, f1) for a, f1, loss in zip(ACCURACY, MACRO_F1, LOSS, strict=True)]
+    queue = evaluations[:2]
+    monkeypatch.setattr(train_module, "evaluate", lambda model, loader, accelerator: queue.pop(0))
+    cfg = config_from_dict(tiny_config("top", train={"epochs": 3, "select_metric": "loss"}))
+
+    def die_after_epoch_2(records):
+        if len(records) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(prepare_experiment(cfg), die_after_epoch_2, checkpoint=tmp_path / "c.safetensors")
+    queue = evaluations[2:]  # epoch 3: the lowest loss, after the resume
+    resumed = train(prepare_experiment(cfg), lambda records: None, checkpoint=tmp_path / "c.safetensors",
+                    resume=True)
+    assert resumed.best["epoch"] == 3 and [m["evals_without_improvement"] for m in resumed.metrics] == [0, 0, 0]
+    assert [m["val_per_class"] for m in resumed.metrics] == [[], [], []]  # the records survive the checkpoint

@@ -50,7 +50,8 @@ def test_plots_are_written(runs, tmp_path):
     result = ftcli("compare", runs, "--plot", tmp_path / "fig")
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in (tmp_path / "fig").iterdir())
-    assert names == ["accuracy_vs_params_imdb.png", "learning_curves_imdb.png"]
+    confusion = [f"confusion_{run}.png" for run in ("full-0", "layerwise-0", "layerwise-1", "top-0")]
+    assert names == ["accuracy_vs_params_imdb.png", *confusion, "learning_curves_imdb.png"]
     assert all((tmp_path / "fig" / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for n in names)
 
 
