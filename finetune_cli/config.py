@@ -308,7 +308,7 @@ def _check_data(cfg: DataConfig) -> None:
     """A task of your own (`data.text`) against a preset: which keys go with which."""
     if cfg.text is None:
         defaults = DataConfig()
-        for key in ("label", "label_names", "subset", "splits"):
+        for key in ("label", "label_names", "unlabeled", "name", "subset", "splits"):
             if getattr(cfg, key) != getattr(defaults, key):
                 raise ConfigError(f"data.{key}: only for a task of your own; set data.text to its text column(s)")
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from typing import Any
 
 import yaml
@@ -114,7 +115,9 @@ def check_outcome(data: Any) -> RunConfig | None:
         message = str(e)
         assert message and len(message.splitlines()) == 1 and "\r" not in message, message
         starts = {"config"} | {s for path in paths(data) for s in spellings(path)}
-        assert any(message.startswith(f"{s}: ") for s in starts), message
+        # a list field names the item too: `method.lora.target_modules[0]: ...`
+        assert any(message.startswith(f"{s}: ") or re.match(rf"{re.escape(s)}\[\d+\]: ", message) for s in starts), \
+            message
         return None
     assert isinstance(cfg, RunConfig)
     return cfg

@@ -89,7 +89,8 @@ def test_evaluate_scores_every_example_of_a_loader_once():
     from finetune_cli.train import distributed_accelerator, evaluate
 
     ids = [[p] + [7] * (i % 5) for i, p in enumerate(PREDICTED)]  # lengths differ: batches are regrouped
-    loader = make_loader(Encoded(ids, [[0] * len(x) for x in ids], LABELS), 3, pad_id=0, group_by_length=True)
+    encoded = Encoded.from_lists(ids, [[0] * len(x) for x in ids], LABELS)
+    loader = make_loader(encoded, 3, pad_id=0, group_by_length=True)
     accelerator = distributed_accelerator()
     ev = evaluate(FirstTokenClassifier(5), accelerator.prepare(loader), accelerator)
     assert ev == evaluation_from(LABELS, PREDICTED, 5, ev.loss)
