@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import math
 import random
 import uuid
@@ -16,6 +17,8 @@ import torch
 
 from .data import CACHE_VERSION, Split, cache_path, digest
 from .tasks import DatasetSpec
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,10 @@ def encode_split(split: Split, spec: DatasetSpec, tokenizer: Any, max_length: in
     max_length, so every seed, size and carved split of a sweep reads the same file), then its rows."""
     key = None if split.key is None else \
         digest([CACHE_VERSION, split.key, tokenizer_fingerprint(tokenizer), max_length])
-    whole = encode(split.parent, spec, tokenizer, max_length, cache=cache_path("tokenized", key))
+    path = cache_path("tokenized", key)
+    if path is None or not path.exists():  # minutes for a large split, with nothing else on screen
+        log.info("tokenizing %s rows%s", f"{len(split.parent):,}", "" if path is None else f" (kept in {path.parent})")
+    whole = encode(split.parent, spec, tokenizer, max_length, cache=path)
     if split.indices is None:
         return whole
     return Encoded(whole.table.select(split.indices), True, whole.cache)
