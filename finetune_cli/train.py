@@ -202,11 +202,19 @@ def mean_pad_ratio(records: list[dict]) -> float:
     return sum(ratios) / max(1, len(ratios))
 
 
+RECORD_MATRIX_MAX_LABELS = 100  # more labels: no confusion matrix per record (1,000 labels = 1M numbers)
+
+
 def validation_fields(val: Evaluation) -> dict[str, Any]:
     """An evaluation on validation as fields of its metrics.jsonl record (val_loss and val_accuracy
-    first, as in records written before macro-F1 was measured)."""
-    return {"val_loss": val.loss, "val_accuracy": val.accuracy, "val_macro_f1": val.macro_f1,
-            "val_per_class": val.per_class_json(), "val_confusion_matrix": val.confusion_matrix}
+    first, as in records written before macro-F1 was measured). Every record (and the checkpoint,
+    which holds them all) would carry a labels x labels matrix, so above RECORD_MATRIX_MAX_LABELS
+    labels only summary.json keeps one (the test split's)."""
+    fields = {"val_loss": val.loss, "val_accuracy": val.accuracy, "val_macro_f1": val.macro_f1,
+              "val_per_class": val.per_class_json()}
+    if len(val.confusion_matrix) <= RECORD_MATRIX_MAX_LABELS:
+        fields["val_confusion_matrix"] = val.confusion_matrix
+    return fields
 
 
 def patience_ran_out(loop: LoopState, patience: int | None) -> bool:

@@ -129,3 +129,14 @@ def test_a_run_records_the_test_metrics_of_its_reloaded_model(tmp_path):
     for record in records:
         assert sum(map(sum, record["val_confusion_matrix"])) == summary["data_sizes"]["validation"]
         assert [c["support"] for c in record["val_per_class"]] == [sum(row) for row in record["val_confusion_matrix"]]
+
+
+def test_records_keep_a_confusion_matrix_only_for_up_to_100_labels():
+    """A 1,000-label task would write a million numbers into every metrics.jsonl record."""
+    from finetune_cli.train import validation_fields
+
+    small = evaluation_from([0, 1, 2], [0, 1, 1], 3, 0.5)
+    large = evaluation_from(list(range(101)), list(range(101)), 101, 0.5)
+    assert validation_fields(small)["val_confusion_matrix"] == small.confusion_matrix
+    assert "val_confusion_matrix" not in validation_fields(large)
+    assert len(validation_fields(large)["val_per_class"]) == 101
