@@ -8,14 +8,13 @@ import json
 import logging
 import math
 import random
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .data import CACHE_VERSION, Split, cache_path, digest
+from .data import CACHE_VERSION, Split, cache_path, cached_map, digest
 from .tasks import DatasetSpec
 
 log = logging.getLogger(__name__)
@@ -110,20 +109,10 @@ def encode(rows: Any, spec: DatasetSpec, tokenizer: Any, max_length: int, labele
         if labeled:
             columns["label"] = [r["label"] for r in rows]
         rows = ds.Dataset.from_dict(columns)
-    hit = cache is not None and cache.exists()
-    table = rows.map(tokenize_batch, batched=True, remove_columns=rows.column_names,
-                     fn_kwargs={"text_fields": spec.text_fields, "tokenizer": tokenizer, "max_length": max_length,
-                                "labeled": labeled},
-                     features=encoded_features(labeled), cache_file_name=None if cache is None else str(cache),
-                     load_from_cache_file=True, keep_in_memory=cache is None,
-                     new_fingerprint=uncached_fingerprint() if cache is None else cache.stem)
-    return Encoded(table, labeled, "off" if cache is None else "hit" if hit else "miss")
-
-
-def uncached_fingerprint() -> str:
-    """A fingerprint for a table that is not cached: given, so that datasets does not hash the
-    function's arguments (the tokenizer: slow, and it warns when it cannot)."""
-    return f"uncached-{uuid.uuid4().hex}"
+    table, state = cached_map(rows, tokenize_batch, cache, features=encoded_features(labeled),
+                              fn_kwargs={"text_fields": spec.text_fields, "tokenizer": tokenizer,
+                                         "max_length": max_length, "labeled": labeled})
+    return Encoded(table, labeled, state)
 
 
 def encode_split(split: Split, spec: DatasetSpec, tokenizer: Any, max_length: int) -> Encoded:

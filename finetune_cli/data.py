@@ -328,13 +328,21 @@ def check_arrow(ds: Any, spec: DatasetSpec, where: str, key: str | None) -> tupl
         found = ", ".join(short_repr(k) for k in ds.column_names[:20]) or "none"
         raise DataError(f"{where}: missing column(s) {', '.join(missing)}; {spec.name} needs "
                         f"{', '.join(needed_columns(spec))} (the columns are: {found})")
-    path = cache_path("checked", key)
-    hit = path is not None and path.exists()
-    checked = ds.map(check_batch, batched=True, with_indices=True, remove_columns=ds.column_names,
-                     fn_kwargs={"spec": spec, "where": where}, features=checked_features(spec),
-                     cache_file_name=None if path is None else str(path), load_from_cache_file=True,
-                     new_fingerprint=key or f"uncached-{uuid.uuid4().hex}", keep_in_memory=path is None)
-    return checked, hit
+    checked, state = cached_map(ds, check_batch, cache_path("checked", key), features=checked_features(spec),
+                                fn_kwargs={"spec": spec, "where": where}, with_indices=True)
+    return checked, state == "hit"
+
+
+def cached_map(ds: Any, function: Any, path: Path | None, **map_options: Any) -> tuple[Any, str]:
+    """`ds.map(function)` in batches, its output replacing every column, kept in the Arrow file `path`
+    for the next run (read back instead of computed when it exists; None: in memory, not kept).
+    Returns (table, cache state: hit | miss | off). The fingerprint is always given, so that datasets
+    never hashes the function's arguments (a tokenizer: slow, and it warns when it cannot)."""
+    state = "off" if path is None else "hit" if path.exists() else "miss"
+    table = ds.map(function, batched=True, remove_columns=ds.column_names, load_from_cache_file=True,
+                   cache_file_name=None if path is None else str(path), keep_in_memory=path is None,
+                   new_fingerprint=f"uncached-{uuid.uuid4().hex}" if path is None else path.stem, **map_options)
+    return table, state
 
 
 def cache_dir() -> Path:
