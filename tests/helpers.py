@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from finetune_cli.cli import app
+from finetune_cli.config import dump_yaml, safe_load
 from finetune_cli.metrics import Evaluation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,3 +47,23 @@ FAST = ["--set", "data.max_train_samples=48", "--set", "data.max_eval_samples=16
 def ftcli(*args: str):
     """`ftcli ARGS` in this process (typer's CliRunner)."""
     return runner.invoke(app, [str(a) for a in args])
+
+
+def train_template_run(runs_dir: Path) -> Path:
+    """One real tiny run (configs/smoke/full.yaml, FAST), to copy into runs with known summaries."""
+    result = ftcli("train", CONFIGS / "smoke" / "full.yaml", "--runs-dir", runs_dir, *FAST)
+    assert result.exit_code == 0, result.output
+    return runs_dir / "full"
+
+
+def copy_run(template: Path, folder: Path, mode: str, lr: float, seed: int, summary_values: dict) -> dict:
+    """A copy of `template` recorded as (mode, learning rate, seed), its summary updated with
+    `summary_values`; returns the summary."""
+    shutil.copytree(template, folder)
+    config = safe_load((folder / "config.yaml").read_text())
+    config["method"]["mode"], config["train"]["learning_rate"], config["seed"] = mode, lr, seed
+    (folder / "config.yaml").write_text(dump_yaml(config))
+    summary = json.loads((folder / "summary.json").read_text())
+    summary.update(mode=mode, seed=seed, **summary_values)
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return summary

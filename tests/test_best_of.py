@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 import yaml
-from helpers import CONFIGS, FAST, ftcli
+from helpers import CONFIGS, copy_run, ftcli, train_template_run
 
 from finetune_cli.config import DataConfig, dump_yaml, safe_load
 from finetune_cli.data import load_data, sample_dir
@@ -33,18 +33,10 @@ KNOWN = [
 def known_runs(tmp_path_factory):
     """Run folders with known summaries: one real tiny run, copied and edited per row of KNOWN."""
     root = tmp_path_factory.mktemp("best_of")
-    result = ftcli("train", CONFIGS / "smoke" / "full.yaml", "--runs-dir", root / "seed", *FAST)
-    assert result.exit_code == 0, result.output
-    template = root / "seed" / "full"
+    template = train_template_run(root / "seed")
     for mode, lr, seed, val, test in KNOWN:
-        folder = root / "runs" / f"mode={mode}_lr={lr:g}_seed={seed}"
-        shutil.copytree(template, folder)
-        config = safe_load((folder / "config.yaml").read_text())
-        config["method"]["mode"], config["train"]["learning_rate"], config["seed"] = mode, lr, seed
-        (folder / "config.yaml").write_text(dump_yaml(config))
-        summary = json.loads((folder / "summary.json").read_text())
-        summary.update(mode=mode, seed=seed, best_val_accuracy=val, inference_accuracy=test)
-        (folder / "summary.json").write_text(json.dumps(summary))
+        copy_run(template, root / "runs" / f"mode={mode}_lr={lr:g}_seed={seed}", mode, lr, seed,
+                 {"best_val_accuracy": val, "inference_accuracy": test})
     return root / "runs"
 
 

@@ -9,9 +9,8 @@ import json
 import shutil
 
 import pytest
-from helpers import CONFIGS, FAST, ftcli
+from helpers import copy_run, ftcli, train_template_run
 
-from finetune_cli.config import dump_yaml, safe_load
 from finetune_cli.results import read_run
 from finetune_cli.workflows import RunSummary
 
@@ -27,24 +26,11 @@ NEW_FIELDS = ("best_val_macro_f1", "inference_macro_f1", "test_per_class", "test
 OLD = "mode=layerwise_lr=0.001_seed=0"  # recorded before macro-F1: none of NEW_FIELDS
 
 
-def copy_run(template, folder, mode, lr, seed, summary_values):
-    shutil.copytree(template, folder)
-    config = safe_load((folder / "config.yaml").read_text())
-    config["method"]["mode"], config["train"]["learning_rate"], config["seed"] = mode, lr, seed
-    (folder / "config.yaml").write_text(dump_yaml(config))
-    summary = json.loads((folder / "summary.json").read_text())
-    summary.update(mode=mode, seed=seed, **summary_values)
-    (folder / "summary.json").write_text(json.dumps(summary))
-    return summary
-
-
 @pytest.fixture(scope="module")
 def known_runs(tmp_path_factory):
     """Run folders with known summaries (one real tiny run copied and edited), and one old-style run."""
     root = tmp_path_factory.mktemp("compare_metrics")
-    result = ftcli("train", CONFIGS / "smoke" / "full.yaml", "--runs-dir", root / "seed", *FAST)
-    assert result.exit_code == 0, result.output
-    template = root / "seed" / "full"
+    template = train_template_run(root / "seed")
     for mode, lr, seed, val, val_f1, test, test_f1 in KNOWN:
         copy_run(template, root / "runs" / f"mode={mode}_lr={lr:g}_seed={seed}", mode, lr, seed,
                  {"best_val_accuracy": val, "best_val_macro_f1": val_f1, "inference_accuracy": test,
