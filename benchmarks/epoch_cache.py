@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 from finetune_cli.config import config_from_dict
-from finetune_cli.runfolder import write_json
-from finetune_cli.train import prepare_experiment, train
+from finetune_cli.runs.folder import write_json
+from finetune_cli.training.loop import prepare_experiment, train
 
 # (label, mode, cache): full is the yardstick; top/head with the cache (the default) and without
 RUNS = [("full", "full", True), ("top", "top", True), ("top, no cache", "top", False),

@@ -20,11 +20,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from finetune_cli import bench_contenders as bench
+from finetune_cli.bench import contenders as bench
 from finetune_cli.config import MethodConfig, ModelConfig, TrainConfig
-from finetune_cli.methods import apply_method
+from finetune_cli.methods.registry import apply_method
 from finetune_cli.models import load_backbone
-from finetune_cli.train import make_optimizer, make_scheduler, seed_everything, trained_params
+from finetune_cli.training.loop import make_optimizer, make_scheduler, seed_everything, trained_params
 
 CPU = torch.device("cpu")
 

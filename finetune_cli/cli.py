@@ -21,7 +21,7 @@ from rich.markup import escape
 
 from . import __version__
 from .errors import ConfigError, FtcliError
-from .results import SORT_KEYS
+from .runs.compare import SORT_KEYS
 
 app = typer.Typer(
     name="ftcli", no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode="rich",
@@ -94,8 +94,8 @@ def train(
 ) -> None:
     """Train and test one config; write the run folder runs/NAME/."""
     from .config import load_config
-    from .train import distributed_state
-    from .workflows import train_from_config
+    from .training.loop import distributed_state
+    from .workflows.train import train_from_config
 
     overrides = list(set_ or []) + ([f"name={json.dumps(name)}"] if name else [])  # a string, even `1e5`
     cfg = load_config(config, overrides)
@@ -140,7 +140,7 @@ def sweep(
     gpus_per_run: Annotated[float, typer.Option(min=0.0, help="Ray: GPUs per run (fractions share).")] = 0.0,
 ) -> None:
     """Run a grid of configs resumably (completed runs are skipped, interrupted ones resumed)."""
-    from .sweep import RayOptions, load_sweep, run_sweep
+    from .workflows.sweep import RayOptions, load_sweep, run_sweep
 
     plan = load_sweep(sweep_file, set_ or [])
     ray = RayOptions(address, workers, cpus_per_run, gpus_per_run) if launcher is Launcher.ray else None
@@ -188,7 +188,7 @@ def compare(
         = Metric.accuracy,
 ) -> None:
     """One row per run; runs differing only by seed are grouped (mean ± SEM, n)."""
-    from .results import compare_runs, parse_best_of, render_table, render_text
+    from .runs.compare import compare_runs, parse_best_of, render_table, render_text
 
     found = compare_runs(runs_dir, dataset, mode, sort, parse_best_of(best_of), metric.value)
     rows, runs, skipped = found.rows, found.runs, found.skipped
@@ -202,7 +202,7 @@ def compare(
     if not runs:
         raise FtcliError(f"{runs_dir}: no completed runs found" + (" (after filters)" if dataset or mode else ""))
     if plot is not None:
-        from . import plots
+        from .runs import plots
 
         plot.mkdir(parents=True, exist_ok=True)
         figures = (plots.plot_accuracy_vs_params(rows, plot, metric.value)
@@ -220,7 +220,7 @@ def ablate(
     split: Annotated[str, typer.Option(help="validation or test.")] = "validation",
 ) -> None:
     """Bypass the adapters of each span of layers [i..j]; table + heatmap of the accuracy drop."""
-    from .ablate import ablate_run
+    from .workflows.ablate import ablate_run
 
     if split not in ("validation", "test"):
         raise FtcliError(f"--split: got {split!r}, expected validation or test")
@@ -245,7 +245,7 @@ def predict(
                                                       "`run` field picks the run folder by name.")] = None,
 ) -> None:
     """Print labels and probabilities (JSON Lines) from trained run folders."""
-    from .workflows import predict_runs, read_inputs
+    from .workflows.train import predict_runs, read_inputs
 
     found = predict_runs(run_dirs, read_inputs(text or [], pair or [], file))
     for p in found.rows:
@@ -265,7 +265,7 @@ def export(
     out_dir: Annotated[Path, typer.Argument(help="A new (or empty) folder to write.")],
 ) -> None:
     """Write a run as a folder that loads without ftcli: transformers, PEFT or AdapterHub (by mode)."""
-    from .export import export_run
+    from .workflows.export import export_run
 
     done = export_run(run_dir, out_dir)
     out.print(f"wrote a {done.kind} folder {out_dir} ({done.mode}, labels {', '.join(done.label_names)}); "
@@ -293,7 +293,7 @@ def bench(
     out_file: Annotated[Path, typer.Option("--out", help="Where the JSON result goes.")] = Path("bench.json"),
 ) -> None:
     """Training / evaluation throughput, peak memory and MFU of each mode vs the plain HF loop."""
-    from .bench import header_lines, parse_modes, render_table, run_bench, write_json
+    from .bench.run import header_lines, parse_modes, render_table, run_bench, write_json
 
     result = run_bench(model=model, dataset=dataset, modes=parse_modes(modes), seq=seq, batch=batch, steps=steps,
                        warmup=warmup, eval_batch=eval_batch, bottleneck=bottleneck, threads=threads,

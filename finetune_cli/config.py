@@ -22,7 +22,9 @@ from typing import Any, Literal, Optional
 import yaml
 
 from .errors import ConfigError, first_line, short_repr
-from .metrics import SelectMetric
+
+# What picks the kept evaluation on validation (train.select_metric); data/objective.py scores it.
+SelectMetric = Literal["accuracy", "macro_f1", "loss"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]{0,127}$")
 _SPLIT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # a Hub split name or a file name's stem

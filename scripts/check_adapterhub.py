@@ -29,10 +29,10 @@ def export(work: Path) -> None:
     from rich.console import Console
     from safetensors.torch import save_file
 
-    from finetune_cli.artifacts import load_run_model
     from finetune_cli.config import config_from_dict
-    from finetune_cli.export import export_run
-    from finetune_cli.workflows import train_from_config
+    from finetune_cli.runs.artifacts import load_run_model
+    from finetune_cli.workflows.export import export_run
+    from finetune_cli.workflows.train import train_from_config
 
     for mode in MODES:
         cfg = config_from_dict({

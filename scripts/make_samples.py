@@ -18,9 +18,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from finetune_cli.datafiles import read_json_rows
-from finetune_cli.subsets import stratified_take
-from finetune_cli.tasks import DATASETS
+from finetune_cli.data.files import read_json_rows
+from finetune_cli.data.subsets import stratified_take
+from finetune_cli.data.task import DATASETS
 
 SEED = 0
 N_TRAIN, N_VAL, N_TEST = 2000, 500, 1000

@@ -9,7 +9,7 @@ import math
 import pytest
 from typer.testing import CliRunner
 
-from finetune_cli import bench_contenders
+from finetune_cli.bench import contenders as bench_contenders
 from finetune_cli.cli import app
 
 runner = CliRunner()

@@ -13,10 +13,10 @@ import yaml
 from helpers import CONFIGS, copy_run, ftcli, train_template_run
 
 from finetune_cli.config import DataConfig, dump_yaml, safe_load
-from finetune_cli.data import load_data, sample_dir
+from finetune_cli.data.load import load_data, sample_dir
 from finetune_cli.errors import FtcliError
-from finetune_cli.results import parse_best_of
-from finetune_cli.sweep import load_sweep
+from finetune_cli.runs.compare import parse_best_of
+from finetune_cli.workflows.sweep import load_sweep
 
 # (mode, learning rate, seed, best validation accuracy, test accuracy): full's best validation mean is
 # at 1e-4 (0.80, 0.82) although 3e-4 has the best test; top's is at 1e-3.

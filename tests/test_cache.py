@@ -8,14 +8,14 @@ import pytest
 import torch
 from helpers import tiny_config
 
-import finetune_cli.train as train_module
-from finetune_cli.batching import encode, make_loader
-from finetune_cli.cache import CachedClassifier, find_cut
+import finetune_cli.training.loop as train_module
 from finetune_cli.config import MethodConfig, ModelConfig, config_from_dict
-from finetune_cli.data import load_sample
-from finetune_cli.methods import apply_method
+from finetune_cli.data.load import load_sample
+from finetune_cli.data.task import DATASETS
+from finetune_cli.data.tokens import encode, make_loader
+from finetune_cli.methods.registry import apply_method
 from finetune_cli.models import load_backbone
-from finetune_cli.tasks import DATASETS
+from finetune_cli.training.frozen_encoder import CachedClassifier, find_cut
 
 MODES = ["full", "layerwise", "top", "top_layers", "layernorm", "head", "pfeiffer", "lora", "ia3", "bitfit"]
 

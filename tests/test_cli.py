@@ -13,7 +13,7 @@ import yaml
 from helpers import CONFIGS, FAST, ROOT, ftcli
 
 from finetune_cli import __version__
-from finetune_cli.runfolder import RUN_FILES
+from finetune_cli.runs.folder import RUN_FILES
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import shutil
 import pytest
 from helpers import copy_run, ftcli, train_template_run
 
-from finetune_cli.results import read_run
-from finetune_cli.workflows import RunSummary
+from finetune_cli.runs.compare import read_run
+from finetune_cli.workflows.train import RunSummary
 
 # (mode, learning rate, seed, best val accuracy, best val macro-F1, test accuracy, test macro-F1): by
 # validation accuracy full keeps 1e-4, by validation macro-F1 it keeps 3e-4; top keeps 1e-3 either way.

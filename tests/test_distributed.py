@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import CONFIGS
 
-from finetune_cli.runfolder import RUN_FILES
+from finetune_cli.runs.folder import RUN_FILES
 
 
 @pytest.mark.parametrize("mode", ["layerwise", "top"])  # top: the cached frozen encoder under DDP

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from finetune_cli import results
 from finetune_cli.errors import error_text, first_line, short_repr
+from finetune_cli.runs import compare as results
 
 
 def test_an_exception_with_an_empty_message_is_named_by_its_class():

@@ -15,10 +15,10 @@ import torch
 import yaml
 from helpers import tiny_config
 
-from finetune_cli.artifacts import ArtifactError, load_run_model
 from finetune_cli.config import config_from_dict
-from finetune_cli.runfolder import RunFolder
-from finetune_cli.workflows import RunSummary
+from finetune_cli.runs.artifacts import ArtifactError, load_run_model
+from finetune_cli.runs.folder import RunFolder
+from finetune_cli.workflows.train import RunSummary
 
 SLOW_ENOUGH = {"data": {"max_train_samples": 400, "max_eval_samples": 32}, "train": {"epochs": 4, "batch_size": 8}}
 DETERMINISTIC_KEYS = ("epoch", "train_loss", "val_loss", "val_accuracy", "learning_rate_end")
@@ -106,8 +106,8 @@ def test_sigterm_marks_the_run_interrupted(tmp_path):
 
 
 def test_nan_loss_stops_the_run_as_failed_and_keeps_its_records(tmp_path, monkeypatch):
-    from finetune_cli.train import RunFailed
-    from finetune_cli.workflows import run_and_record
+    from finetune_cli.training.loop import RunFailed
+    from finetune_cli.workflows.train import run_and_record
 
     real = torch.nn.functional.cross_entropy
     monkeypatch.setattr(torch.nn.functional, "cross_entropy", lambda *a, **k: real(*a, **k) * float("nan"))
@@ -122,13 +122,13 @@ def test_nan_loss_stops_the_run_as_failed_and_keeps_its_records(tmp_path, monkey
 @pytest.mark.parametrize("mode", ["full", "layerwise", "top", "top_layers", "layernorm", "head", "pfeiffer", "lora",
                                   "ia3", "bitfit"])
 def test_reloaded_artifact_gives_identical_logits(tmp_path, mode):
-    from finetune_cli.workflows import run_and_record
+    from finetune_cli.workflows.train import run_and_record
 
     cfg = config_from_dict(tiny_config(mode))
     folder = RunFolder.create(tmp_path, mode)
     captured = {}
 
-    import finetune_cli.workflows as workflows_module
+    import finetune_cli.workflows.train as workflows_module
 
     original = workflows_module.train
 
@@ -151,7 +151,7 @@ def test_reloaded_artifact_gives_identical_logits(tmp_path, mode):
 
 
 def test_reload_refuses_another_backbone_and_non_safetensors(tmp_path):
-    from finetune_cli.workflows import run_and_record
+    from finetune_cli.workflows.train import run_and_record
 
     folder = RunFolder.create(tmp_path, "run")
     recorded = run_and_record(config_from_dict(tiny_config("top")), folder)
@@ -182,8 +182,8 @@ def epochs_recorded(folder: Path) -> list[int]:
 
 
 def test_a_kill_right_after_the_last_checkpoint_loses_no_epoch_on_resume(tmp_path, monkeypatch):
-    import finetune_cli.train as train_module
-    from finetune_cli.workflows import run_and_record
+    import finetune_cli.training.loop as train_module
+    from finetune_cli.workflows.train import run_and_record
 
     cfg = config_from_dict(tiny_config("layerwise", train={"epochs": 2}))
     real = train_module.save_checkpoint
@@ -203,12 +203,12 @@ def test_a_kill_right_after_the_last_checkpoint_loses_no_epoch_on_resume(tmp_pat
     assert summary.status == "completed" and epochs_recorded(folder.path) == [1, 2]
 
 
-@pytest.mark.parametrize("stage", ["finetune_cli.runfolder.RunFolder.save_trained",
-                                   "finetune_cli.workflows.load_run_model"])
+@pytest.mark.parametrize("stage", ["finetune_cli.runs.folder.RunFolder.save_trained",
+                                   "finetune_cli.workflows.train.load_run_model"])
 def test_sigterm_after_the_last_epoch_marks_the_run_interrupted(tmp_path, monkeypatch, stage):
     import os
 
-    from finetune_cli.workflows import run_and_record
+    from finetune_cli.workflows.train import run_and_record
 
     class Escaped(BaseException):
         pass
@@ -260,8 +260,8 @@ def test_a_full_disk_is_one_line_and_marks_the_run_failed(tmp_path, monkeypatch,
 
 def interrupted_run(tmp_path: Path, monkeypatch, **sections) -> tuple[Path, Path]:
     """(config file, run folder) of a 2-epoch run killed right after its first checkpoint."""
-    import finetune_cli.train as train_module
-    from finetune_cli.workflows import run_and_record
+    import finetune_cli.training.loop as train_module
+    from finetune_cli.workflows.train import run_and_record
 
     config = write_config(tmp_path, train={"epochs": 2}, **sections)
     real = train_module.save_checkpoint

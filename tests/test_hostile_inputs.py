@@ -40,8 +40,8 @@ def no_loading(monkeypatch):
     def loads(*args, **kwargs):
         raise AssertionError("loaded data or a model before checking where results go")
 
-    monkeypatch.setattr("finetune_cli.workflows.prepare_experiment", loads)
-    monkeypatch.setattr("finetune_cli.ablate.load_run_model", loads)
+    monkeypatch.setattr("finetune_cli.workflows.train.prepare_experiment", loads)
+    monkeypatch.setattr("finetune_cli.workflows.ablate.load_run_model", loads)
 
 
 def test_a_runs_dir_that_is_a_file_fails_before_loading(tmp_path, no_loading):
@@ -195,7 +195,7 @@ def test_ablate_when_the_intact_accuracy_is_0(tmp_path, monkeypatch):
 
     config = write_config(tmp_path, "layerwise")
     assert ftcli("train", config, "--runs-dir", tmp_path / "runs").exit_code == 0
-    monkeypatch.setattr("finetune_cli.ablate.evaluate", lambda *args: scripted(0.0))
+    monkeypatch.setattr("finetune_cli.workflows.ablate.evaluate", lambda *args: scripted(0.0))
     result = ftcli("ablate", tmp_path / "runs" / "run")
     assert result.exit_code == 0, (result.output, result.exception)
     assert "intact validation accuracy 0.0000; no relative drop to measure" in result.stdout

@@ -7,9 +7,9 @@ import pytest
 import torch
 from helpers import scripted, tiny_config
 
-import finetune_cli.train as train_module
+import finetune_cli.training.loop as train_module
 from finetune_cli.config import config_from_dict
-from finetune_cli.train import prepare_experiment, train
+from finetune_cli.training.loop import prepare_experiment, train
 
 
 def trained_weights(tmp_path, batch_size: int, accumulate: int, mode: str = "layerwise", **train_cfg):

@@ -9,10 +9,10 @@ import pytest
 import torch
 from helpers import tiny_config
 
-from finetune_cli import memory
 from finetune_cli.config import config_from_dict
-from finetune_cli.runfolder import RunFolder
-from finetune_cli.workflows import run_and_record
+from finetune_cli.runs.folder import RunFolder
+from finetune_cli.training import memory as memory
+from finetune_cli.workflows.train import run_and_record
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM reset is Linux-only")

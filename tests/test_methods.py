@@ -6,10 +6,10 @@ import pytest
 import torch
 from helpers import CONFIGS, tiny_config
 
-from finetune_cli.adapters import Adapter, add_layerwise_adapters
 from finetune_cli.config import LoraConfig, MethodConfig, ModelConfig, config_from_dict
 from finetune_cli.errors import ConfigError, ModelError
-from finetune_cli.methods import apply_method, count_params, trained_state_dict
+from finetune_cli.methods.adapters import Adapter, add_layerwise_adapters
+from finetune_cli.methods.registry import apply_method, count_params, trained_state_dict
 from finetune_cli.models import load_backbone
 
 
@@ -145,7 +145,7 @@ def test_structure_mismatch_is_an_error_not_a_no_op():
 @pytest.mark.parametrize("mode", ["full", "layerwise", "top", "top_layers", "layernorm", "head", "pfeiffer", "lora",
                                   "ia3", "bitfit"])
 def test_a_training_epoch_changes_exactly_the_trained_weights(mode):
-    from finetune_cli.train import prepare_experiment, train
+    from finetune_cli.training.loop import prepare_experiment, train
 
     exp = prepare_experiment(config_from_dict(tiny_config(mode)))
     before = {n: p.detach().clone() for n, p in exp.model.named_parameters()}
@@ -185,7 +185,7 @@ def test_attention_dropout_is_opt_in_and_keeps_the_backbone_identity():
 
 @pytest.mark.slow
 def test_methods_budget_sweep_matches_budgets_within_ten_percent():
-    from finetune_cli.sweep import load_sweep
+    from finetune_cli.workflows.sweep import load_sweep
 
     counts = {}
     for run in load_sweep(CONFIGS / "sweeps" / "methods_budget.yaml").runs:
@@ -202,7 +202,7 @@ def test_methods_budget_sweep_matches_budgets_within_ten_percent():
 
 
 def test_bypassed_adapters_are_identities_and_come_back_even_after_an_error():
-    from finetune_cli.adapters import adapters_in, bypassed
+    from finetune_cli.methods.adapters import adapters_in, bypassed
 
     backbone = load_backbone(ModelConfig(name="tiny-random-bert"), 2)
     apply_method(backbone.model, MethodConfig(mode="layerwise", bottleneck=8, init_std=0.5))

@@ -11,7 +11,7 @@ import torch
 from helpers import tiny_config
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from finetune_cli.metrics import ClassMetrics, evaluation_from, improves
+from finetune_cli.data.objective import ClassMetrics, evaluation_from, improves
 
 # 5 labels: class 3 is never predicted, class 4 neither occurs nor is predicted
 LABELS = [0, 0, 1, 1, 2, 2, 2, 3]
@@ -85,8 +85,8 @@ class FirstTokenClassifier(torch.nn.Module):
 
 def test_evaluate_scores_every_example_of_a_loader_once():
     """`train.evaluate` over batches reordered by length: each prediction stays with its label."""
-    from finetune_cli.batching import Encoded, make_loader
-    from finetune_cli.train import distributed_accelerator, evaluate
+    from finetune_cli.data.tokens import Encoded, make_loader
+    from finetune_cli.training.loop import distributed_accelerator, evaluate
 
     ids = [[p] + [7] * (i % 5) for i, p in enumerate(PREDICTED)]  # lengths differ: batches are regrouped
     encoded = Encoded.from_lists(ids, [[0] * len(x) for x in ids], LABELS)
@@ -101,11 +101,11 @@ def test_evaluate_scores_every_example_of_a_loader_once():
 def test_a_run_records_the_test_metrics_of_its_reloaded_model(tmp_path):
     """summary.json's test metrics equal scikit-learn's on the predictions of the model reloaded from
     the run folder; metrics.jsonl records the validation ones."""
-    from finetune_cli.artifacts import load_run_model, predict
     from finetune_cli.config import config_from_dict
-    from finetune_cli.data import load_data
-    from finetune_cli.runfolder import RunFolder
-    from finetune_cli.workflows import run_and_record
+    from finetune_cli.data.load import load_data
+    from finetune_cli.runs.artifacts import load_run_model, predict
+    from finetune_cli.runs.folder import RunFolder
+    from finetune_cli.workflows.train import run_and_record
 
     cfg = config_from_dict(tiny_config("full", data={"dataset": "ag_news"}, train={"epochs": 2}))
     run_and_record(cfg, RunFolder.create(tmp_path, "run", False))
@@ -133,7 +133,7 @@ def test_a_run_records_the_test_metrics_of_its_reloaded_model(tmp_path):
 
 def test_records_keep_a_confusion_matrix_only_for_up_to_100_labels():
     """A 1,000-label task would write a million numbers into every metrics.jsonl record."""
-    from finetune_cli.train import validation_fields
+    from finetune_cli.training.loop import validation_fields
 
     small = evaluation_from([0, 1, 2], [0, 1, 1], 3, 0.5)
     large = evaluation_from(list(range(101)), list(range(101)), 101, 0.5)

@@ -8,10 +8,10 @@ import pytest
 import torch
 from helpers import CONFIGS, FAST, ftcli
 
-from finetune_cli.adapters import Adapter, adapters_in, bypassed
-from finetune_cli.artifacts import load_run_model
 from finetune_cli.config import ModelConfig
+from finetune_cli.methods.adapters import Adapter, adapters_in, bypassed
 from finetune_cli.models import load_backbone
+from finetune_cli.runs.artifacts import load_run_model
 
 
 @pytest.fixture(scope="module")

@@ -88,7 +88,7 @@ def test_nothing_is_unpickled_weights_are_safetensors(trees):
             if callee.endswith("from_pretrained"):
                 remote = {k.arg: ast.unparse(k.value) for k in node.keywords}.get("trust_remote_code")
                 assert remote in (None, "False"), f"{name}:{node.lineno}: trust_remote_code={remote}"
-    results = (PACKAGE / "runfolder.py").read_text()
+    results = (PACKAGE / "runs" / "folder.py").read_text()
     assert "safetensors" in results and "trained.safetensors" in results
 
 

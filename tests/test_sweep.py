@@ -9,7 +9,7 @@ import yaml
 from helpers import CONFIGS, ftcli
 
 from finetune_cli.errors import ConfigError
-from finetune_cli.sweep import load_sweep
+from finetune_cli.workflows.sweep import load_sweep
 
 
 def write_sweep(tmp_path, **extra):

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from helpers import CONFIGS, ROOT
 
-from finetune_cli.sweep import RayOptions, load_sweep, run_sweep
+from finetune_cli.workflows.sweep import RayOptions, load_sweep, run_sweep
 
 pytest.importorskip("ray")
 NAMES = ["mode=full_seed=0", "mode=full_seed=1", "mode=top_seed=0", "mode=top_seed=1"]

@@ -7,7 +7,7 @@ import json
 import pytest
 from helpers import CONFIGS, ftcli
 
-from finetune_cli.tracking import MlflowTracker, TensorBoardTracker, flatten
+from finetune_cli.runs.tracking import MlflowTracker, TensorBoardTracker, flatten
 
 CONFIG = {"model": {"name": "tiny-random-bert"}, "method": {"mode": "lora", "lora": {"target_modules": ("query",)}},
           "train": {"epochs": 2, "learning_rate": 1e-3}, "seed": 0}

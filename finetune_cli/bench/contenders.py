@@ -12,14 +12,14 @@ import torch
 from torch import nn
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from .batching import Encoded, collate, encode
-from .config import MethodConfig, ModelConfig, TrainConfig
-from .data import load_sample
-from .errors import ConfigError, FtcliError
-from .methods import apply_method, count_params
-from .models import MINILM, TINY, load_backbone, minilm_dir, quiet_transformers
-from .tasks import DATASETS
-from .train import distributed_accelerator, make_optimizer, make_scheduler, seed_everything, train_step
+from ..config import MethodConfig, ModelConfig, TrainConfig
+from ..data.load import load_sample
+from ..data.task import DATASETS
+from ..data.tokens import Encoded, collate, encode
+from ..errors import ConfigError, FtcliError
+from ..methods.registry import apply_method, count_params
+from ..models import MINILM, TINY, load_backbone, minilm_dir, quiet_transformers
+from ..training.loop import distributed_accelerator, make_optimizer, make_scheduler, seed_everything, train_step
 
 REFERENCE = "reference"
 Batch = dict[str, torch.Tensor]

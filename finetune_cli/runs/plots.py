@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .metrics import METRIC_TEXT
-from .results import Run
+from ..data.objective import METRIC_TEXT
+from ..runs.compare import Run
 
 COLORS = {"full": "black", "layerwise": "tab:orange", "pfeiffer": "tab:brown", "lora": "tab:red", "ia3": "tab:pink",
           "bitfit": "tab:olive", "top": "tab:purple", "top_layers": "tab:blue", "layernorm": "tab:green",

@@ -14,8 +14,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
-from .errors import FtcliError, first_line
-from .runfolder import write_atomic
+from ..errors import FtcliError, first_line
+from ..runs.folder import write_atomic
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 

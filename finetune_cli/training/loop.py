@@ -19,17 +19,17 @@ from accelerate import Accelerator, PartialState
 from accelerate.utils import set_seed
 from torch import nn
 
-from .batching import Encoded, encode_split, make_loader
-from .cache import cached_classifier
-from .checkpoint import LoopState, load_checkpoint, save_checkpoint
-from .config import RunConfig, TrainConfig
-from .data import LoadedData, load_data
-from .errors import FtcliError
-from .methods import ParamCounts, Predicate, apply_method, count_params, trained_state_dict
-from .metrics import Evaluation, SelectMetric, evaluation_from, improves
-from .models import Backbone, load_backbone, name_labels
-from .progress import TrainProgress
-from .tasks import DatasetSpec
+from ..config import RunConfig, SelectMetric, TrainConfig
+from ..data.load import LoadedData, load_data
+from ..data.objective import Evaluation, evaluation_from, improves
+from ..data.task import DatasetSpec
+from ..data.tokens import Encoded, encode_split, make_loader
+from ..errors import FtcliError
+from ..methods.registry import ParamCounts, Predicate, apply_method, count_params, trained_state_dict
+from ..models import Backbone, load_backbone, name_labels
+from ..training.checkpoint import LoopState, load_checkpoint, save_checkpoint
+from ..training.frozen_encoder import cached_classifier
+from ..training.progress import TrainProgress
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .adapters import Adapter, add_layerwise_adapters, add_pfeiffer_adapters, add_top_adapter, encoder_layers
-from .config import MethodConfig
-from .errors import ConfigError, first_line
+from ..config import MethodConfig
+from ..errors import ConfigError, first_line
+from ..methods.adapters import Adapter, add_layerwise_adapters, add_pfeiffer_adapters, add_top_adapter, encoder_layers
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,13 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
-from .batching import collate, encode
-from .config import RunConfig, config_from_dict, read_yaml
-from .errors import FtcliError, first_line
-from .methods import Predicate, apply_method
-from .models import load_backbone, name_labels
-from .runfolder import CONFIG_FILE, WEIGHTS_FILE, read_summary
-from .tasks import DatasetSpec, task_spec
+from ..data.tokens import collate, encode
+from ..config import RunConfig, config_from_dict, read_yaml
+from ..errors import FtcliError, first_line
+from ..methods.registry import Predicate, apply_method
+from ..models import load_backbone, name_labels
+from ..runs.folder import CONFIG_FILE, WEIGHTS_FILE, read_summary
+from ..data.task import DatasetSpec, task_spec
 
 log = logging.getLogger(__name__)
 

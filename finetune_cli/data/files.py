@@ -13,8 +13,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from .errors import DataError, error_text, first_line, short_repr
-from .tasks import SPLITS, Rows
+from ..data.task import SPLITS, Rows
+from ..errors import DataError, error_text, first_line, short_repr
 
 FILE_TYPES = {".jsonl": "json", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
 # JSON files up to this size (on disk) are read with the standard library, so that every problem

@@ -27,8 +27,8 @@ import torch
 import transformers
 from rich.table import Table
 
-from .bench_contenders import REFERENCE, Batch, Contender, Inputs, build, make_inputs, tokenizer_for
-from .bench_measure import (
+from ..bench.contenders import REFERENCE, Batch, Contender, Inputs, build, make_inputs, tokenizer_for
+from ..bench.measure import (
     MEMORY_METHOD_CPU,
     MEMORY_METHOD_CUDA,
     count_flops,
@@ -37,9 +37,9 @@ from .bench_measure import (
     summarize,
     timed,
 )
-from .errors import ConfigError
-from .methods import MODES
-from .runfolder import write_json as write_json_atomic
+from ..errors import ConfigError
+from ..methods.registry import MODES
+from ..runs.folder import write_json as write_json_atomic
 
 DEFAULT_MODES = ("full", "top", "layerwise", "head")
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from .adapters import Adapter, bypassed, top_adapter
+from ..methods.adapters import Adapter, bypassed, top_adapter
 
 Batch = dict[str, torch.Tensor]
 Predicate = Callable[[str], bool]

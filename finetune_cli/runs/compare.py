@@ -15,10 +15,10 @@ from typing import Any
 import yaml
 from rich.table import Table
 
-from .config import RunConfig, config_from_dict, config_to_dict, safe_load
-from .errors import ConfigError, FtcliError, error_text, short_repr
-from .metrics import METRIC_TEXT
-from .runfolder import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
+from ..config import RunConfig, config_from_dict, config_to_dict, safe_load
+from ..errors import ConfigError, FtcliError, error_text, short_repr
+from ..data.objective import METRIC_TEXT
+from ..runs.folder import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,11 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from .config import DataConfig
-from .datafiles import csv_problem, expand_user, file_type, find_split_files, read_data_file, read_json_rows
-from .errors import DataError, error_text, short_repr
-from .subsets import stratified_take
-from .tasks import SPLITS, DatasetSpec, Rows, is_unlabeled, normalize_label, task_spec, with_labels
+from ..config import DataConfig
+from ..data.files import csv_problem, expand_user, file_type, find_split_files, read_data_file, read_json_rows
+from ..data.subsets import stratified_take
+from ..data.task import SPLITS, DatasetSpec, Rows, is_unlabeled, normalize_label, task_spec, with_labels
+from ..errors import DataError, error_text, short_repr
 
 log = logging.getLogger(__name__)
 

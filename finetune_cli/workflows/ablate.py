@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 from accelerate import Accelerator
 
-from .adapters import adapters_in, bypassed, encoder_layers
-from .artifacts import load_run_model
-from .batching import encode_split, make_loader
-from .data import load_data
-from .errors import FtcliError
-from .plots import pyplot, save_figure
-from .runfolder import check_writable, write_atomic, write_json
-from .train import evaluate
+from ..data.load import load_data
+from ..data.tokens import encode_split, make_loader
+from ..errors import FtcliError
+from ..methods.adapters import adapters_in, bypassed, encoder_layers
+from ..runs.artifacts import load_run_model
+from ..runs.folder import check_writable, write_atomic, write_json
+from ..runs.plots import pyplot, save_figure
+from ..training.loop import evaluate
 
 
 def ablate_run(run_dir: Path, out_dir: Path, split: str = "validation") -> dict:

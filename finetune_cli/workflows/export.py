@@ -25,11 +25,11 @@ from pathlib import Path
 from safetensors.torch import save_file
 from torch import nn
 
-from .adapters import Adapter, NormWithAdapter
-from .artifacts import ArtifactError, LoadedRun, load_run_model
-from .methods import modules_to_save, peft_config, trained_state_dict
-from .models import MINILM, MINILM_HUB_ID, load_backbone, name_labels
-from .runfolder import write_json
+from ..methods.adapters import Adapter, NormWithAdapter
+from ..methods.registry import modules_to_save, peft_config, trained_state_dict
+from ..models import MINILM, MINILM_HUB_ID, load_backbone, name_labels
+from ..runs.artifacts import ArtifactError, LoadedRun, load_run_model
+from ..runs.folder import write_json
 
 TRANSFORMERS_MODES = ("full", "head", "layernorm", "top_layers", "bitfit")
 PEFT_MODES = ("lora", "ia3")

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-SelectMetric = Literal["accuracy", "macro_f1", "loss"]
+from ..config import SelectMetric
+
 LOWER_IS_BETTER = ("loss",)
 METRIC_TEXT = {"accuracy": "accuracy", "macro_f1": "macro-F1", "loss": "loss"}  # in messages and axis labels
 

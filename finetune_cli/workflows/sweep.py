@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig, apply_overrides, check_name, config_from_dict, parse_override, read_yaml
-from .errors import ConfigError
-from .runfolder import read_summary
-from .train import RunFailed
-from .workflows import train_from_config
+from ..config import RunConfig, apply_overrides, check_name, config_from_dict, parse_override, read_yaml
+from ..errors import ConfigError
+from ..runs.folder import read_summary
+from ..training.loop import RunFailed
+from ..workflows.train import train_from_config
 
 SWEEP_KEYS = ("base", "name", "set", "grid", "rules")
 

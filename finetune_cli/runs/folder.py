@@ -23,8 +23,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from .config import dump_yaml
-from .errors import FtcliError, StorageError
+from ..config import dump_yaml
+from ..errors import FtcliError, StorageError
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-from .errors import ConfigError, error_text
+from ..errors import ConfigError, error_text
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from .data import CACHE_VERSION, Split, cache_path, cached_map, digest
-from .tasks import DatasetSpec
+from ..data.load import CACHE_VERSION, Split, cache_path, cached_map, digest
+from ..data.task import DatasetSpec
 
 log = logging.getLogger(__name__)
 

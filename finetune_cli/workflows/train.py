@@ -15,18 +15,18 @@ from typing import Any
 
 import torch
 
-from . import memory
-from .artifacts import load_run_model, predict, share_frozen
-from .checkpoint import CHECKPOINT_FILE
-from .config import RunConfig, config_to_dict, default_run_name, read_yaml
-from .data import unicode_problem
-from .datafiles import read_json_rows
-from .errors import ConfigError, DataError, FtcliError, short_repr
-from .methods import MODES
-from .results import normalized
-from .runfolder import CONFIG_FILE, WEIGHTS_FILE, RunFolder, check_writable, library_versions, read_summary
-from .tracking import Trackers
-from .train import Experiment, distributed_state, evaluate, prepare_experiment, train
+from ..config import RunConfig, config_to_dict, default_run_name, read_yaml
+from ..data.files import read_json_rows
+from ..data.load import unicode_problem
+from ..errors import ConfigError, DataError, FtcliError, short_repr
+from ..methods.registry import MODES
+from ..runs.artifacts import load_run_model, predict, share_frozen
+from ..runs.compare import normalized
+from ..runs.folder import CONFIG_FILE, WEIGHTS_FILE, RunFolder, check_writable, library_versions, read_summary
+from ..runs.tracking import Trackers
+from ..training import memory
+from ..training.checkpoint import CHECKPOINT_FILE
+from ..training.loop import Experiment, distributed_state, evaluate, prepare_experiment, train
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """What `ftcli bench` measures besides time: matmul FLOPs counted with hooks, the machine's matmul
-peak, and peak memory in one fresh child process per contender (`python -m finetune_cli.bench_measure`)."""
+peak, and peak memory in one fresh child process per contender (`python -m finetune_cli.bench.measure`)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import memory
-from .bench_contenders import Batch, build, make_inputs, tokenizer_for
-from .errors import FtcliError
-from .models import quiet_transformers
+from ..bench.contenders import Batch, build, make_inputs, tokenizer_for
+from ..errors import FtcliError
+from ..models import quiet_transformers
+from ..training import memory
 
 RESULT_MARK = "FTCLI_BENCH_RESULT "  # the line a memory child prints its result on
 
@@ -161,7 +161,7 @@ def memory_child(spec: dict[str, Any]) -> dict[str, Any]:
 
 def measure_memory_in_child(spec: dict[str, Any]) -> dict[str, Any]:
     env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
-    proc = subprocess.run([sys.executable, "-m", "finetune_cli.bench_measure"], input=json.dumps(spec),
+    proc = subprocess.run([sys.executable, "-m", "finetune_cli.bench.measure"], input=json.dumps(spec),
                           capture_output=True, text=True, env=env, check=False)
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_MARK):

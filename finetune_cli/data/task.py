@@ -10,8 +10,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .config import DataConfig
-from .errors import DataError, short_repr
+from ..config import DataConfig
+from ..errors import DataError, short_repr
 
 SPLITS = ("train", "validation", "test")
 MAX_LABELS = 1000  # more distinct labels than this: almost surely the wrong column
