@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from finetune_cli.cli import app
 from finetune_cli.config import dump_yaml, safe_load
-from finetune_cli.data.objective import Evaluation
+from finetune_cli.data.metrics import Evaluation
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"

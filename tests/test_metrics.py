@@ -1,4 +1,4 @@
-"""Evaluation metrics (finetune_cli/metrics.py) on known predictions, checked by hand and against
+"""Evaluation metrics (finetune_cli/data/metrics.py) on known predictions, checked by hand and against
 scikit-learn, and the test metrics of a real tiny run against the predictions of its reloaded model."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch
 from helpers import tiny_config
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from finetune_cli.data.objective import ClassMetrics, evaluation_from, improves
+from finetune_cli.data.metrics import ClassMetrics, evaluation_from, improves
 
 # 5 labels: class 3 is never predicted, class 4 neither occurs nor is predicted
 LABELS = [0, 0, 1, 1, 2, 2, 2, 3]

@@ -1,68 +1,91 @@
-"""What one evaluation measured: loss, accuracy, macro-F1, per-class precision/recall/F1 and the
-confusion matrix, computed by scikit-learn from the labels and predictions (no hand-written metrics).
-
-Also which way each selection metric is better (`train.select_metric`, `ftcli compare --metric`).
+"""The objective of a task: what its labels are as tensors, the loss, the predictions, and how a split
+is scored. The loop, evaluation, predict, export and compare ask the task's objective and never
+branch on the kind of task, so a new task type (multi-label, regression) is one more Objective here
+plus tests. Single-label classification is the one implemented today.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import SelectMetric
-
-LOWER_IS_BETTER = ("loss",)
-METRIC_TEXT = {"accuracy": "accuracy", "macro_f1": "macro-F1", "loss": "loss"}  # in messages and axis labels
+from .metrics import Evaluation, evaluation_from
 
 
 @dataclass(frozen=True)
-class ClassMetrics:
-    """One label's scores (0 where undefined, e.g. precision of a class never predicted)."""
+class Objective:
+    """One kind of task. Subclasses fill in every method; tensors come in as torch tensors."""
 
-    precision: float
-    recall: float
-    f1: float
-    support: int  # examples whose true label is this one
+    name: str  # recorded in summary.json as `task_type`
+    problem_type: str  # transformers' `config.problem_type` of the exported model
+    select_metrics: tuple[str, ...]  # what train.select_metric may name
+
+    def label_feature(self) -> Any:
+        """The `datasets` feature of the checked label column."""
+        raise NotImplementedError
+
+    def label_tensor(self, values: list[Any]) -> Any:
+        """A batch's labels as the loss wants them: [batch, ...]."""
+        raise NotImplementedError
+
+    def loss(self, logits: Any, labels: Any, reduction: str = "mean") -> Any:
+        """The training loss of logits [batch, outputs] against labels (`reduction` as torch's)."""
+        raise NotImplementedError
+
+    def predictions(self, logits: Any) -> list[Any]:
+        """What the model predicts per example, comparable with the label values."""
+        raise NotImplementedError
+
+    def score(self, labels: list[Any], predictions: list[Any], num_labels: int, loss: float) -> Evaluation:
+        """One split's evaluation from every example's label and prediction."""
+        raise NotImplementedError
+
+    def describe(self, logits: Any, label_names: list[str]) -> dict[str, Any]:
+        """`ftcli predict`'s output for one input (logits [outputs]); null values where not finite."""
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
-class Evaluation:
-    """One pass over a split; labels are indices 0..num_labels-1 (the data set's label_names order)."""
+class SingleLabel(Objective):
+    """One label per example among num_labels: cross-entropy on the logits, argmax predictions,
+    accuracy / macro-F1 / per class / confusion matrix, softmax probabilities."""
 
-    loss: float  # mean cross-entropy per example
-    accuracy: float
-    macro_f1: float  # unweighted mean of the per-class F1 (every label counts, even one never predicted)
-    per_class: tuple[ClassMetrics, ...]  # one per label, in label order
-    confusion_matrix: list[list[int]]  # [true label][predicted label] -> count
+    name: str = "single_label"
+    problem_type: str = "single_label_classification"
+    select_metrics: tuple[str, ...] = ("accuracy", "macro_f1", "loss")
 
-    def value(self, metric: SelectMetric) -> float:
-        """The value of a selection metric (`train.select_metric`)."""
-        return {"accuracy": self.accuracy, "macro_f1": self.macro_f1, "loss": self.loss}[metric]
+    def label_feature(self) -> Any:
+        import datasets  # lazy: ~0.6 s to import, and compare imports this module
 
-    def per_class_json(self) -> list[dict[str, Any]]:
-        """The per-class scores as written to metrics.jsonl and summary.json."""
-        return [dataclasses.asdict(c) for c in self.per_class]
+        return datasets.Value("int64")
+
+    def label_tensor(self, values: list[Any]) -> Any:
+        import torch  # lazy, as above
+
+        return torch.tensor(values, dtype=torch.long)  # [batch] label ids
+
+    def loss(self, logits: Any, labels: Any, reduction: str = "mean") -> Any:
+        import torch
+
+        # float(): the same loss as the Hugging Face head computes (cross-entropy autocasts to fp32)
+        return torch.nn.functional.cross_entropy(logits.float(), labels, reduction=reduction)
+
+    def predictions(self, logits: Any) -> list[int]:
+        return logits.argmax(-1).tolist()  # [batch, num_labels] -> [batch]
+
+    def score(self, labels: list[int], predictions: list[int], num_labels: int, loss: float) -> Evaluation:
+        return evaluation_from(labels, predictions, num_labels, loss)
+
+    def describe(self, logits: Any, label_names: list[str]) -> dict[str, Any]:
+        import torch
+
+        probs = logits.float().softmax(-1)  # [num_labels]
+        if not torch.isfinite(probs).all():
+            return {"label": None, "label_id": None, "probabilities": dict.fromkeys(label_names)}
+        i = int(probs.argmax())
+        return {"label": label_names[i], "label_id": i,
+                "probabilities": {n: round(float(v), 6) for n, v in zip(label_names, probs, strict=True)}}
 
 
-def evaluation_from(labels: list[int], predictions: list[int], num_labels: int, loss: float) -> Evaluation:
-    """Score predictions against labels over all `num_labels` classes (absent ones included, so the
-    matrix and the per-class list always have the data set's shape)."""
-    # imported here, not at the top: compare and `ftcli --help` need the metric names, not scikit-learn (~1 s)
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
-
-    classes = list(range(num_labels))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        labels, predictions, labels=classes, average=None, zero_division=0)
-    per_class = tuple(ClassMetrics(float(p), float(r), float(f), int(s))
-                      for p, r, f, s in zip(precision, recall, f1, support, strict=True))
-    matrix = confusion_matrix(labels, predictions, labels=classes)
-    return Evaluation(
-        loss=loss, accuracy=float(accuracy_score(labels, predictions)),
-        macro_f1=float(f1_score(labels, predictions, labels=classes, average="macro", zero_division=0)),
-        per_class=per_class, confusion_matrix=[[int(n) for n in row] for row in matrix])
-
-
-def improves(value: float, best: float, metric: SelectMetric) -> bool:
-    """Whether `value` is strictly better than `best` (a tie keeps the earlier evaluation)."""
-    return value < best if metric in LOWER_IS_BETTER else value > best
+SINGLE_LABEL = SingleLabel()
+OBJECTIVES: dict[str, Objective] = {o.name: o for o in (SINGLE_LABEL,)}

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from ..config import RunConfig, config_from_dict, config_to_dict, safe_load
 from ..errors import ConfigError, FtcliError, error_text, short_repr
-from ..data.objective import METRIC_TEXT
+from ..data.metrics import METRIC_TEXT
 from ..runs.folder import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.objective import METRIC_TEXT
+from ..data.metrics import METRIC_TEXT
 from ..runs.compare import Run
 
 COLORS = {"full": "black", "layerwise": "tab:orange", "pfeiffer": "tab:brown", "lora": "tab:red", "ia3": "tab:pink",

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..config import RunConfig, SelectMetric, TrainConfig
 from ..data.load import LoadedData, load_data
-from ..data.objective import Evaluation, evaluation_from, improves
+from ..data.metrics import Evaluation, evaluation_from, improves
 from ..data.task import DatasetSpec
 from ..data.tokens import Encoded, encode_split, make_loader
 from ..errors import FtcliError
