@@ -22,7 +22,8 @@ import torch
 
 from finetune_cli.config import config_from_dict
 from finetune_cli.runs.folder import write_json
-from finetune_cli.training.loop import prepare_experiment, train
+from finetune_cli.training.experiment import prepare_experiment
+from finetune_cli.training.loop import train
 
 # (label, mode, cache): full is the yardstick; top/head with the cache (the default) and without
 RUNS = [("full", "full", True), ("top", "top", True), ("top, no cache", "top", False),

@@ -21,6 +21,7 @@ from rich.markup import escape
 
 from . import __version__
 from .errors import ConfigError, FtcliError
+from .methods.registry import METHODS, names_where
 from .runs.compare import SORT_KEYS
 
 app = typer.Typer(
@@ -29,6 +30,11 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
+
+
+METHOD_LIST = ", ".join(METHODS)  # every method, in the registry's order
+# `ftcli train --help`'s list of the methods (method.mode), one line each: the registry's summaries
+METHODS_EPILOG = "Methods (method.mode):\n\n" + "\n\n".join(f"  {s.name}: {s.summary}" for s in METHODS.values())
 
 
 def debug() -> bool:
@@ -81,7 +87,8 @@ def main_options(
 
 
 @app.command(epilog="Examples:\n\n  ftcli train configs/imdb_top.yaml\n\n"
-                    "  ftcli train configs/ag_news_layerwise.yaml --set method.bottleneck=16 --set train.epochs=1")
+                    "  ftcli train configs/ag_news_layerwise.yaml --set method.bottleneck=16 --set train.epochs=1\n\n"
+                    + METHODS_EPILOG)
 @one_line_errors
 def train(
     config: Annotated[Path, typer.Argument(help="YAML config (see configs/).")],
@@ -94,7 +101,7 @@ def train(
 ) -> None:
     """Train and test one config; write the run folder runs/NAME/."""
     from .config import load_config
-    from .training.loop import distributed_state
+    from .training.devices import distributed_state
     from .workflows.train import train_from_config
 
     overrides = list(set_ or []) + ([f"name={json.dumps(name)}"] if name else [])  # a string, even `1e5`
@@ -175,7 +182,7 @@ def compare(
     runs_dir: Annotated[Path, typer.Argument(help="Folder of run folders (searched recursively).")] = Path("runs"),
     format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     dataset: Annotated[Optional[list[str]], typer.Option(help="Only these data sets (repeatable).")] = None,
-    mode: Annotated[Optional[list[str]], typer.Option(help="Only these modes (repeatable).")] = None,
+    mode: Annotated[Optional[list[str]], typer.Option(help=f"Only these modes (repeatable): {METHOD_LIST}.")] = None,
     sort: Annotated[str, typer.Option(help=f"Sort by one of: {', '.join(SORT_KEYS)}.")] = "dataset",
     plot: Annotated[Optional[Path], typer.Option(help="Write PNG figures into this folder (also one test "
                                                       "confusion matrix per run).")] = None,
@@ -188,7 +195,8 @@ def compare(
         = Metric.accuracy,
 ) -> None:
     """One row per run; runs differing only by seed are grouped (mean ± SEM, n)."""
-    from .runs.compare import compare_runs, parse_best_of, render_table, render_text
+    from .runs.compare import compare_runs, parse_best_of
+    from .runs.render import render_table, render_text
 
     found = compare_runs(runs_dir, dataset, mode, sort, parse_best_of(best_of), metric.value)
     rows, runs, skipped = found.rows, found.runs, found.skipped
@@ -215,7 +223,7 @@ def compare(
 @app.command(epilog="Examples:\n\n  ftcli ablate runs/ag_news_layerwise   # writes runs/ag_news_layerwise/ablation/")
 @one_line_errors
 def ablate(
-    run_dir: Annotated[Path, typer.Argument(help="A completed layerwise run folder.")],
+    run_dir: Annotated[Path, typer.Argument(help=f"A completed {' or '.join(names_where('ablatable'))} run folder.")],
     out_dir: Annotated[Optional[Path], typer.Option(help="Where the table and heatmap go.")] = None,
     split: Annotated[str, typer.Option(help="validation or test.")] = "validation",
 ) -> None:
@@ -245,7 +253,7 @@ def predict(
                                                       "`run` field picks the run folder by name.")] = None,
 ) -> None:
     """Print labels and probabilities (JSON Lines) from trained run folders."""
-    from .workflows.train import predict_runs, read_inputs
+    from .workflows.predict import predict_runs, read_inputs
 
     found = predict_runs(run_dirs, read_inputs(text or [], pair or [], file))
     for p in found.rows:
@@ -276,8 +284,8 @@ def export(
                     "  ftcli bench --model tiny-random-bert --seq 16 --batch 4 --steps 2 --bottleneck 8")
 @one_line_errors
 def bench(
-    modes: Annotated[str, typer.Option(help="Comma-separated modes, measured next to the plain HF reference.")]
-        = "full,top,layerwise,head",
+    modes: Annotated[str, typer.Option(help=f"Comma-separated modes ({METHOD_LIST}), measured next to the plain "
+                                            "HF reference.")] = ",".join(names_where("benched")),
     seq: Annotated[int, typer.Option(help="Tokens per example (real examples, truncated, no padding).")] = 128,
     batch: Annotated[int, typer.Option(help="Training batch size.")] = 16,
     steps: Annotated[int, typer.Option(help="Timed training steps per contender (interleaved).")] = 10,

@@ -2,10 +2,8 @@
 
 A config is YAML with sections `model`, `data`, `method`, `train` plus `seed` and `name`.
 Every field has a default; unknown keys, wrong types and out-of-range values raise
-`ConfigError` naming the dotted key and what is allowed.  Only `yaml.safe_load` is used, so a
-config can never construct Python objects or import code.  Booleans are YAML 1.2's `true`/`false`
-only (`no`, `off`, `yes` stay strings, so `mixed_precision: no` means "no"), and a key given twice
-is an error rather than silently the last one.
+`ConfigError` naming the dotted key and what is allowed. The YAML itself is read by
+config_yaml.py (safe loader only); the allowed methods come from methods/registry.py.
 """
 
 from __future__ import annotations
@@ -19,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-import yaml
-
-from .errors import ConfigError, first_line, short_repr
+from .config_yaml import apply_overrides, key_text, read_yaml
+from .errors import ConfigError, short_repr
+from .methods.registry import METHOD_NAMES
 
 # What picks the kept evaluation on validation (train.select_metric); data/objective.py scores it.
 SelectMetric = Literal["accuracy", "macro_f1", "loss"]
@@ -107,6 +105,9 @@ class LoraConfig:
     target_modules: tuple[str, ...] = _f(("query", "value"), lo=1)
     # Also train every LayerNorm (as layer-wise adapters do); false: LoRA matrices + head only.
     train_layernorms: bool = False
+    # DoRA (Liu et al. 2024): split each target weight into a trained magnitude (one value per output)
+    # and a direction that LoRA updates (PEFT's `use_dora`); adds d_out parameters per target.
+    use_dora: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,10 +121,8 @@ class IA3Config:
 
 @dataclass(frozen=True)
 class MethodConfig:
-    # What trains: full | top | layerwise (Houlsby adapters) | pfeiffer (one adapter per layer, after
-    # the feed-forward block) | lora | ia3 (through PEFT) | bitfit (biases) | top_layers | layernorm | head.
-    mode: Literal["full", "top", "layerwise", "pfeiffer", "lora", "ia3", "bitfit", "top_layers", "layernorm",
-                  "head"] = "layerwise"
+    # What trains: a method of methods/registry.py, in its order (README "Modes": full, top, layerwise, ...).
+    mode: Literal[METHOD_NAMES] = "layerwise"  # type: ignore[valid-type]
     # Adapter bottleneck size m (absolute, the paper's m); must be smaller than the hidden size.
     bottleneck: int = _f(64, lo=1, hi=8192)
     # Std of the truncated-normal adapter init (near identity); adapter-bert uses 1e-3.
@@ -196,10 +195,6 @@ class RunConfig:
     name: Optional[str] = _f(None, pattern=_NAME_RE)
 
 
-# ----------------------------------------------------------------------------------------------
-# Building from plain data (YAML) with validation
-
-
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
@@ -217,13 +212,6 @@ def _plural(tp: Any) -> str:
     if typing.get_origin(tp) is Literal:
         return "values from " + ", ".join(repr(a) for a in typing.get_args(tp))
     return {str: "strings", int: "integers", float: "numbers"}.get(tp, str(tp))
-
-
-def _key_text(key: Any) -> str:
-    """A user-written key as it appears in a message: itself, or its repr when not plain text."""
-    if isinstance(key, str) and key and key.isprintable():
-        return key
-    return repr(key) if isinstance(key, str) else short_repr(key)
 
 
 def _check_value(key: str, tp: Any, meta: dict, value: Any) -> Any:
@@ -293,7 +281,7 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     for key in data:
         if key not in fields:
             allowed = ", ".join(fields)
-            raise ConfigError(f"{prefix}{_key_text(key)}: unknown key; allowed keys here: {allowed}")
+            raise ConfigError(f"{prefix}{key_text(key)}: unknown key; allowed keys here: {allowed}")
     values = {}
     for name, f in fields.items():
         if name not in data:
@@ -343,145 +331,6 @@ def config_from_dict(data: Any) -> RunConfig:
     cfg = _build(RunConfig, data, "")
     _check_combinations(cfg)
     return cfg
-
-
-class _Loader(yaml.SafeLoader):
-    """`yaml.SafeLoader` that also reads `1e-3` as a float (YAML 1.1 wants `1.0e-3`), takes only
-    `true`/`false` as booleans and reads `1:30` as text, not 90 (both as YAML 1.2), rejects duplicate
-    keys, and reports a scalar it cannot convert (`2020-13-45`, a 5000-digit integer) as a YAML
-    error with its line instead of crashing."""
-
-    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
-        try:
-            return super().construct_object(node, deep=deep)
-        except yaml.YAMLError:
-            raise
-        except (ArithmeticError, AttributeError, IndexError, KeyError, TypeError, ValueError) as e:
-            what = short_repr(node.value) if isinstance(node, yaml.ScalarNode) else "this value"
-            tag = str(node.tag).rsplit(":", 1)[-1]
-            reason = first_line(e, 80)
-            raise yaml.constructor.ConstructorError(
-                None, None, f"cannot read {what} as {tag} ({reason})", node.start_mark) from None
-
-    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> Any:
-        if isinstance(node, yaml.MappingNode):
-            seen: set = set()
-            for key_node, _ in node.value:
-                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node)
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {short_repr(key)}", key_node.start_mark)
-                seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_BOOL, _INT, _FLOAT = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
-_Loader.yaml_implicit_resolvers = {  # YAML 1.1's booleans and numbers, replaced below
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_BOOL, _INT, _FLOAT)]
-    for first, resolvers in _Loader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-# YAML 1.1's numbers without its base-60 ones (`1:30` would be 90), and with `1e-3` as a float
-_Loader.add_implicit_resolver(
-    _INT, re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
-    list("-+0123456789"))
-_Loader.add_implicit_resolver(
-    _FLOAT,
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-    |\.[0-9_]+(?:[eE][-+][0-9]+)?
-    |[-+]?\.(?:inf|Inf|INF)
-    |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."),
-)
-
-
-class _Dumper(yaml.SafeDumper):
-    """Writes what `_Loader` reads back unchanged: a string such as `1e5` is quoted."""
-
-
-_Dumper.yaml_implicit_resolvers = {k: list(v) for k, v in _Loader.yaml_implicit_resolvers.items()}
-_Dumper.add_representer(tuple, yaml.SafeDumper.represent_list)  # list fields (target_modules) read back as lists
-
-
-def safe_load(text: str) -> Any:
-    """Parse YAML with the safe loader only: no Python tags, no code."""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader (test_security checks it)
-
-
-def dump_yaml(data: Any) -> str:
-    """YAML text that `safe_load` reads back as the same data."""
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """Parse `--set a.b=value`: the value is YAML (`16`, `true`, `null`, `[1, 2]`)."""
-    if "=" not in text:
-        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. method.bottleneck=16")
-    key, raw = text.split("=", 1)
-    parts = key.strip().split(".")
-    if not all(parts):
-        raise ConfigError(f"--set {text!r}: expected a dotted key such as train.epochs")
-    try:
-        value = safe_load(raw) if raw.strip() else ""
-    except (yaml.YAMLError, RecursionError):
-        value = raw
-    return parts, value
-
-
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """Return a copy of `data` with each `a.b=value` override set (validated later, with the file).
-
-    Copy-on-write: only the mappings along an override's path are copied, so `data` is never
-    changed and YAML aliases (shared, possibly exponentially many times) are never expanded."""
-    out = dict(data)
-    for text in overrides:
-        parts, value = parse_override(text)
-        node = out
-        for i, part in enumerate(parts[:-1]):
-            child = node.get(part)
-            if child is None:
-                child = {}
-            if not isinstance(child, dict):
-                raise ConfigError(f"{'.'.join(parts[: i + 1])}: is a value, not a section")
-            node[part] = child = dict(child)
-            node = child
-        node[parts[-1]] = value
-    return out
-
-
-def read_yaml(path: Path) -> Any:
-    """Parse a YAML file safely; any problem is a one-line ConfigError naming the file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read config ({e.__class__.__name__}: {e})") from None
-    try:
-        data = safe_load(text)
-    except yaml.reader.ReaderError as e:  # a control character such as NUL (no line mark of its own)
-        line = text.count("\n", 0, e.position) + 1
-        column = e.position - text.rfind("\n", 0, e.position)
-        char = e.character if isinstance(e.character, int) else ord(str(e.character)[:1] or "\0")
-        raise ConfigError(f"{path}: not valid YAML at line {line}, column {column}: "
-                          f"unacceptable character #x{char:04x} ({e.reason})") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = " ".join((getattr(e, "problem", None) or e.__class__.__name__).split())
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
-    if data is None:
-        raise ConfigError(f"{path}: the config file is empty; expected sections model, data, method, train")
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping with sections model, data, method, train")
-    if any(not isinstance(k, str) for k in data):
-        raise ConfigError(f"{path}: top-level keys must be strings")
-    return data
 
 
 def load_config(path: Path, overrides: list[str] | None = None) -> RunConfig:

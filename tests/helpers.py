@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from finetune_cli.cli import app
-from finetune_cli.config import dump_yaml, safe_load
+from finetune_cli.config_yaml import dump_yaml, safe_load
 from finetune_cli.data.metrics import Evaluation
 
 ROOT = Path(__file__).resolve().parents[1]

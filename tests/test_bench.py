@@ -11,9 +11,10 @@ from typer.testing import CliRunner
 
 from finetune_cli.bench import contenders as bench_contenders
 from finetune_cli.cli import app
+from finetune_cli.methods.registry import names_where
 
 runner = CliRunner()
-MODES = ["full", "top", "layerwise", "head"]
+MODES = list(names_where("benched"))  # the default contenders
 TINY = ["--model", "tiny-random-bert", "--seq", "16", "--batch", "4", "--steps", "2", "--warmup", "1",
         "--eval-batch", "8", "--bottleneck", "8"]
 

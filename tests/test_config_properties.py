@@ -171,7 +171,7 @@ def test_arbitrary_text_never_escapes_as_another_exception(text, tmp_path_factor
 
 
 def test_base_60_numbers_are_text_as_in_yaml_1_2():
-    from finetune_cli.config import safe_load
+    from finetune_cli.config_yaml import safe_load
 
     loaded = safe_load("a: 1:30\nb: -1:30.5\nc: 190\nd: 1_000\ne: 1.5e-3\nf: 0x10\n")
     assert loaded == {"a": "1:30", "b": "-1:30.5", "c": 190, "d": 1000, "e": 1.5e-3, "f": 16}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from finetune_cli.errors import error_text, first_line, short_repr
-from finetune_cli.runs import compare as results
+from finetune_cli.runs import read as results
 
 
 def test_an_exception_with_an_empty_message_is_named_by_its_class():

@@ -44,11 +44,16 @@ def test_transformers_folder_loads_with_from_pretrained_and_gives_the_same_logit
     assert (manifest["kind"], manifest["mode"], manifest["label_names"]) == ("transformers", mode, ["neg", "pos"])
 
 
+DORA = ("--set", "method.lora.use_dora=true")
+
+
 @pytest.mark.parametrize(("mode", "extra"), [("lora", ()), ("ia3", ()),
                                              ("lora", ("--set", "method.lora.train_layernorms=true",
-                                                       "--set", "method.train_pooler=true"))])
+                                                       "--set", "method.train_pooler=true")),
+                                             ("lora", DORA)], ids=["lora", "ia3", "lora-layernorms-pooler", "dora"])
 def test_peft_folder_loads_with_peft_model_on_the_base_and_gives_the_same_logits(tmp_path, mode, extra):
     from peft import PeftModel
+    from safetensors.torch import load_file
 
     run = train_smoke(tmp_path / "runs", mode, *extra)
     result = ftcli("export", run, tmp_path / "out")
@@ -57,6 +62,10 @@ def test_peft_folder_loads_with_peft_model_on_the_base_and_gives_the_same_logits
     assert {"adapter_config.json", "adapter_model.safetensors", "ftcli_export.json"} <= files
     config = json.loads((tmp_path / "out" / "adapter_config.json").read_text())
     assert config["task_type"] == "SEQ_CLS" and "classifier" in config["modules_to_save"]
+    assert config.get("use_dora", False) == (extra == DORA)  # DoRA: PEFT's LoRA config says so
+    if extra == DORA:  # and its trained magnitudes are in the adapter file
+        saved = load_file(tmp_path / "out" / "adapter_model.safetensors")
+        assert sum("lora_magnitude_vector" in name for name in saved) == 2 * 2
     base = load_backbone(ModelConfig(name="tiny-random-bert"), 2).model  # a fresh base: new random head
     model = PeftModel.from_pretrained(base, tmp_path / "out").eval()
     with torch.no_grad():

@@ -16,9 +16,10 @@ import yaml
 from helpers import tiny_config
 
 from finetune_cli.config import config_from_dict
+from finetune_cli.methods.registry import METHOD_NAMES
 from finetune_cli.runs.artifacts import ArtifactError, load_run_model
 from finetune_cli.runs.folder import RunFolder
-from finetune_cli.workflows.train import RunSummary
+from finetune_cli.runs.records import RunSummary
 
 SLOW_ENOUGH = {"data": {"max_train_samples": 400, "max_eval_samples": 32}, "train": {"epochs": 4, "batch_size": 8}}
 DETERMINISTIC_KEYS = ("epoch", "train_loss", "val_loss", "val_accuracy", "learning_rate_end")
@@ -119,8 +120,7 @@ def test_nan_loss_stops_the_run_as_failed_and_keeps_its_records(tmp_path, monkey
     assert (folder.path / "config.yaml").exists() and not (folder.path / "trained.safetensors").exists()
 
 
-@pytest.mark.parametrize("mode", ["full", "layerwise", "top", "top_layers", "layernorm", "head", "pfeiffer", "lora",
-                                  "ia3", "bitfit"])
+@pytest.mark.parametrize("mode", METHOD_NAMES)
 def test_reloaded_artifact_gives_identical_logits(tmp_path, mode):
     from finetune_cli.workflows.train import run_and_record
 
@@ -157,7 +157,7 @@ def test_reload_refuses_another_backbone_and_non_safetensors(tmp_path):
     recorded = run_and_record(config_from_dict(tiny_config("top")), folder)
     summary = json.loads((folder.path / "summary.json").read_text())
     assert recorded.to_json() == summary == RunSummary.from_json(summary).to_json()  # typed, same JSON
-    assert list(summary)[:3] == ["name", "status", "dataset"] and list(summary)[-1] == "cached_features"
+    assert list(summary)[:4] == ["schema_version", "name", "status", "dataset"] and list(summary)[-1] == "cached_features"
     import finetune_cli.models as models
 
     original = models.TINY_SEED

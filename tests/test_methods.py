@@ -1,4 +1,5 @@
-"""Exact trainable-parameter counts (closed forms), identity at zero init, what a step changes."""
+"""Exact trainable-parameter counts (closed forms), identity at zero init, what a step changes; every
+method of the registry, and DoRA (LoRA's `use_dora`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from helpers import CONFIGS, tiny_config
 from finetune_cli.config import LoraConfig, MethodConfig, ModelConfig, config_from_dict
 from finetune_cli.errors import ConfigError, ModelError
 from finetune_cli.methods.adapters import Adapter, add_layerwise_adapters
-from finetune_cli.methods.registry import apply_method, count_params, trained_state_dict
+from finetune_cli.methods.predicate import apply_method, count_params, trained_state_dict
+from finetune_cli.methods.registry import METHOD_NAMES
 from finetune_cli.models import load_backbone
 
 
@@ -39,8 +41,7 @@ def tiny(mode: str, labels: int = 2, **method):
     return backbone, is_trained
 
 
-@pytest.mark.parametrize("mode", ["layerwise", "top", "layernorm", "head", "top_layers", "pfeiffer", "lora", "ia3",
-                                  "bitfit"])
+@pytest.mark.parametrize("mode", [m for m in METHOD_NAMES if m != "full"])  # full: every parameter
 @pytest.mark.parametrize("labels", [2, 3])
 def test_tiny_trainable_counts_equal_the_closed_form(mode, labels):
     backbone, is_trained = tiny(mode, labels)
@@ -52,16 +53,11 @@ def test_tiny_trainable_counts_equal_the_closed_form(mode, labels):
 
 def test_tiny_exact_numbers():
     got = {}
-    for mode in ("full", "layerwise", "top", "head", "layernorm", "top_layers"):
+    for mode in METHOD_NAMES:
         backbone, is_trained = tiny(mode)
         got[mode] = count_params(backbone.model, is_trained, backbone.params).trainable
     assert got == {"full": 1_011_426, "layerwise": 2_594, "top": 618, "head": 66, "layernorm": 386,
-                   "top_layers": 8_610}
-    for mode in ("pfeiffer", "lora", "ia3", "bitfit"):
-        backbone, is_trained = tiny(mode)
-        got[mode] = count_params(backbone.model, is_trained, backbone.params).trainable
-    assert {m: got[m] for m in ("pfeiffer", "lora", "ia3", "bitfit")} == {
-        "pfeiffer": 1_170, "lora": 2_114, "ia3": 386, "bitfit": 706}
+                   "top_layers": 8_610, "pfeiffer": 1_170, "lora": 2_114, "ia3": 386, "bitfit": 706}
 
 
 def test_lora_rank_targets_and_layernorms():
@@ -142,12 +138,16 @@ def test_structure_mismatch_is_an_error_not_a_no_op():
         add_layerwise_adapters(backbone.model, 32, 1e-3, "gelu")
 
 
-@pytest.mark.parametrize("mode", ["full", "layerwise", "top", "top_layers", "layernorm", "head", "pfeiffer", "lora",
-                                  "ia3", "bitfit"])
-def test_a_training_epoch_changes_exactly_the_trained_weights(mode):
-    from finetune_cli.training.loop import prepare_experiment, train
+DORA = {"lora": {"use_dora": True}}  # the `method` section of a DoRA run
 
-    exp = prepare_experiment(config_from_dict(tiny_config(mode)))
+
+@pytest.mark.parametrize(("mode", "method"), [(m, {}) for m in METHOD_NAMES] + [("lora", DORA)],
+                         ids=[*METHOD_NAMES, "dora"])
+def test_a_training_epoch_changes_exactly_the_trained_weights(mode, method):
+    from finetune_cli.training.experiment import prepare_experiment
+    from finetune_cli.training.loop import train
+
+    exp = prepare_experiment(config_from_dict(tiny_config(mode, method=method)))
     before = {n: p.detach().clone() for n, p in exp.model.named_parameters()}
     train(exp, on_epoch=lambda metrics: None)
     for name, p in exp.model.named_parameters():
@@ -215,3 +215,48 @@ def test_bypassed_adapters_are_identities_and_come_back_even_after_an_error():
         assert torch.equal(adapters[1](h), h)
         raise RuntimeError("boom")
     assert [a.active for a in adapters] == [False] + [True] * (len(adapters) - 1)
+
+
+def test_dora_trains_and_saves_its_magnitude_vectors_and_starts_at_the_identity():
+    """DoRA = LoRA + one trained magnitude per output of each target (query and value: d each, L layers):
+    PEFT lists `lora_magnitude_vector` among its layer's own tensors, so the one predicate picks it up."""
+    torch.manual_seed(0)
+    plain = load_backbone(ModelConfig(name="tiny-random-bert"), 2).model.eval()
+    backbone, is_trained = tiny("lora", lora=LoraConfig(use_dora=True))
+    backbone.model.load_state_dict(plain.state_dict(), strict=False)  # the same base weights and head
+    magnitudes = {n: p for n, p in backbone.model.named_parameters() if ".lora_magnitude_vector." in n}
+    assert len(magnitudes) == 2 * 2 and all(p.numel() == 32 for p in magnitudes.values())
+    assert all(is_trained(n) and p.requires_grad for n, p in magnitudes.items())
+    counts = count_params(backbone.model, is_trained, backbone.params)
+    assert counts.trainable == closed_form("lora", L=2, d=32, m=8, inter=64, labels=2) + 2 * 2 * 32 == 2_242
+    state = trained_state_dict(backbone.model, is_trained)
+    assert set(magnitudes) <= set(state) and sum(t.numel() for t in state.values()) == 2_242
+    batch = {"input_ids": torch.randint(1000, 2000, (3, 11)), "attention_mask": torch.ones(3, 11, dtype=torch.long)}
+    with torch.no_grad():  # B = 0 and magnitudes = the weights' norms: the backbone's own logits
+        torch.testing.assert_close(backbone.model.eval()(**batch).logits, plain(**batch).logits, rtol=0, atol=1e-6)
+
+
+def test_dora_reloads_from_its_run_folder_with_the_trained_logits(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    import finetune_cli.workflows.train as workflows
+    from finetune_cli.runs.artifacts import load_run_model
+    from finetune_cli.runs.folder import RunFolder
+
+    captured, real_train = {}, workflows.train
+
+    def spy(exp, *args, **kwargs):  # keep the trained model the run saved
+        out = real_train(exp, *args, **kwargs)
+        captured["model"] = exp.model
+        return out
+
+    monkeypatch.setattr(workflows, "train", spy)
+    cfg = config_from_dict(tiny_config("lora", method=DORA))
+    summary = workflows.run_and_record(cfg, RunFolder.create(tmp_path, "dora"))
+    assert summary.status == "completed" and summary.to_json()["trainable_params"] == 2_242
+    assert sum(".lora_magnitude_vector." in n for n in load_file(tmp_path / "dora" / "trained.safetensors")) == 4
+    reloaded = load_run_model(tmp_path / "dora")
+    assert reloaded.cfg.method.lora.use_dora
+    batch = {"input_ids": torch.randint(1000, 3000, (4, 12)), "attention_mask": torch.ones(4, 12, dtype=torch.long)}
+    with torch.no_grad():
+        assert torch.equal(captured["model"].eval()(**batch).logits, reloaded.model(**batch).logits)

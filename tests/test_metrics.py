@@ -85,14 +85,16 @@ class FirstTokenClassifier(torch.nn.Module):
 
 def test_evaluate_scores_every_example_of_a_loader_once():
     """`train.evaluate` over batches reordered by length: each prediction stays with its label."""
+    from finetune_cli.data.objective import SINGLE_LABEL
     from finetune_cli.data.tokens import Encoded, make_loader
-    from finetune_cli.training.loop import distributed_accelerator, evaluate
+    from finetune_cli.training.devices import distributed_accelerator
+    from finetune_cli.training.evaluate import evaluate
 
     ids = [[p] + [7] * (i % 5) for i, p in enumerate(PREDICTED)]  # lengths differ: batches are regrouped
     encoded = Encoded.from_lists(ids, [[0] * len(x) for x in ids], LABELS)
     loader = make_loader(encoded, 3, pad_id=0, group_by_length=True)
     accelerator = distributed_accelerator()
-    ev = evaluate(FirstTokenClassifier(5), accelerator.prepare(loader), accelerator)
+    ev = evaluate(FirstTokenClassifier(5), accelerator.prepare(loader), accelerator, SINGLE_LABEL)
     assert ev == evaluation_from(LABELS, PREDICTED, 5, ev.loss)
     logits = 2.0 * torch.nn.functional.one_hot(torch.tensor(PREDICTED), 5).float()
     assert ev.loss == pytest.approx(torch.nn.functional.cross_entropy(logits, torch.tensor(LABELS)).item())
@@ -133,10 +135,11 @@ def test_a_run_records_the_test_metrics_of_its_reloaded_model(tmp_path):
 
 def test_records_keep_a_confusion_matrix_only_for_up_to_100_labels():
     """A 1,000-label task would write a million numbers into every metrics.jsonl record."""
-    from finetune_cli.training.loop import validation_fields
+    from finetune_cli.training.evaluate import evaluation_record
 
     small = evaluation_from([0, 1, 2], [0, 1, 1], 3, 0.5)
     large = evaluation_from(list(range(101)), list(range(101)), 101, 0.5)
-    assert validation_fields(small)["val_confusion_matrix"] == small.confusion_matrix
-    assert "val_confusion_matrix" not in validation_fields(large)
-    assert len(validation_fields(large)["val_per_class"]) == 101
+    record = {"epoch": 1, "train_loss": 0.5}
+    assert evaluation_record(small, **record).val_confusion_matrix == small.confusion_matrix
+    assert "val_confusion_matrix" not in evaluation_record(large, **record).to_json()
+    assert len(evaluation_record(large, **record).val_per_class) == 101

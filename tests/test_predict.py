@@ -60,7 +60,7 @@ def test_predict_errors_are_one_line(two_tasks, tmp_path):
 def test_a_run_named_full_model_keeps_its_own_size(two_tasks, tmp_path):
     import shutil
 
-    from finetune_cli.workflows.train import predict_runs
+    from finetune_cli.workflows.predict import predict_runs
 
     shutil.copytree(two_tasks / "imdb", tmp_path / "full_model")  # its size once collided with full_model_bytes
     found = predict_runs([tmp_path / "full_model", two_tasks / "ag"], [{"text": "Fine."}])

@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from finetune_cli import config
-from finetune_cli.config import RunConfig, load_config, safe_load
+from finetune_cli import config, config_yaml
+from finetune_cli.config import RunConfig, load_config
+from finetune_cli.config_yaml import safe_load
 from finetune_cli.errors import ConfigError
 
 PACKAGE = Path(config.__file__).parent
@@ -66,7 +67,7 @@ def test_yaml_is_only_ever_read_with_the_safe_loader(trees):
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "yaml":
                 assert node.attr not in ("Loader", "UnsafeLoader", "FullLoader", "CLoader", "CUnsafeLoader",
                                          "CFullLoader"), f"{name}:{node.lineno}: yaml.{node.attr}"
-    assert issubclass(config._Loader, yaml.SafeLoader)
+    assert issubclass(config_yaml._Loader, yaml.SafeLoader)
 
 
 def test_nothing_is_unpickled_weights_are_safetensors(trees):

@@ -14,12 +14,15 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from ..config import MethodConfig, ModelConfig, TrainConfig
 from ..data.load import load_sample
+from ..data.objective import SINGLE_LABEL
 from ..data.task import DATASETS
 from ..data.tokens import Encoded, collate, encode
 from ..errors import ConfigError, FtcliError
-from ..methods.registry import apply_method, count_params
+from ..methods.predicate import apply_method, count_params
 from ..models import MINILM, TINY, load_backbone, minilm_dir, quiet_transformers
-from ..training.loop import distributed_accelerator, make_optimizer, make_scheduler, seed_everything, train_step
+from ..training.devices import distributed_accelerator, seed_everything
+from ..training.loop import train_step
+from ..training.optim import make_optimizer, make_scheduler
 
 REFERENCE = "reference"
 Batch = dict[str, torch.Tensor]
@@ -147,7 +150,8 @@ def build_product(model_name: str, mode: str, bottleneck: int, num_labels: int, 
     accelerator = distributed_accelerator()
 
     def step(batch: Batch) -> float:
-        return train_step(model, batch, optimizer, scheduler, accelerator, cfg.max_grad_norm)  # the loop's own step
+        # the loop's own step; bench times single-label batches
+        return train_step(model, batch, optimizer, scheduler, accelerator, cfg.max_grad_norm, SINGLE_LABEL)
 
     return Contender(mode, model, step, counts.trainable, counts.total)
 

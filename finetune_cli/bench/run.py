@@ -38,10 +38,10 @@ from ..bench.measure import (
     timed,
 )
 from ..errors import ConfigError
-from ..methods.registry import MODES
+from ..methods.registry import METHODS, names_where
 from ..runs.folder import write_json as write_json_atomic
 
-DEFAULT_MODES = ("full", "top", "layerwise", "head")
+DEFAULT_MODES = names_where("benched")  # the registry's default contenders, in its order
 
 
 @dataclass(frozen=True)
@@ -83,9 +83,9 @@ def resolve_device(device: str) -> torch.device:
 
 def parse_modes(text: str) -> list[str]:
     modes = [m.strip() for m in text.split(",") if m.strip()]
-    bad = [m for m in modes if m not in MODES]
+    bad = [m for m in modes if m not in METHODS]
     if bad or not modes:
-        raise ConfigError(f"--modes: got {text!r}, expected a comma-separated list of {', '.join(MODES)}")
+        raise ConfigError(f"--modes: got {text!r}, expected a comma-separated list of {', '.join(METHODS)}")
     return list(dict.fromkeys(modes))
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..config import DataConfig
 from ..errors import DataError, short_repr
+from .objective import SINGLE_LABEL, Objective
 
 SPLITS = ("train", "validation", "test")
 MAX_LABELS = 1000  # more distinct labels than this: almost surely the wrong column
@@ -32,6 +33,7 @@ class DatasetSpec:
     split_names: tuple[str | None, ...] = SPLITS  # the source's names of train / validation / test
     preset: bool = True  # one of the three presets (their bundled samples exist)
     labels_inferred: bool = False  # label names were inferred from train (not given)
+    objective: Objective = SINGLE_LABEL  # labels as tensors, loss, predictions, scores
 
     @property
     def num_labels(self) -> int:

@@ -19,9 +19,10 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from ..data.tokens import collate, encode
-from ..config import RunConfig, config_from_dict, read_yaml
+from ..config import RunConfig, config_from_dict
+from ..config_yaml import read_yaml
 from ..errors import FtcliError, first_line
-from ..methods.registry import Predicate, apply_method
+from ..methods.predicate import Predicate, apply_method
 from ..models import load_backbone, name_labels
 from ..runs.folder import CONFIG_FILE, WEIGHTS_FILE, read_summary
 from ..data.task import DatasetSpec, task_spec
@@ -124,26 +125,17 @@ def share_frozen(runs: list[LoadedRun]) -> int:
 
 
 def predict(run: LoadedRun, rows: list[dict], batch_size: int = 64) -> list[dict]:
-    """Label and probabilities for each row (rows hold the data set's text fields)."""
+    """Each row's prediction as the task's objective describes it (single-label: label and
+    probabilities); rows hold the task's text fields."""
     encoded = encode(rows, run.spec, run.tokenizer, run.cfg.model.max_length, labeled=False)
     out = []
     for start in range(0, len(rows), batch_size):
         batch = collate(list(range(start, min(start + batch_size, len(rows)))), encoded, run.tokenizer.pad_token_id)
         with torch.inference_mode():
-            probs = run.model(**batch).logits.float().softmax(-1)  # [batch, num_labels]
-        out += [label_of(run, p) for p in probs]
+            logits = run.model(**batch).logits  # [batch, outputs]
+        out += [run.spec.objective.describe(row, run.label_names) for row in logits]
     not_finite = sum(p["label"] is None for p in out)
     if not_finite:
         log.warning("%d prediction(s) of run %s are not finite (NaN weights?); written as null", not_finite,
                     run.path.name)
     return out
-
-
-def label_of(run: LoadedRun, probs: torch.Tensor) -> dict[str, Any]:
-    """Label and probabilities of one input; null where they are not finite (JSON has no NaN)."""
-    if not torch.isfinite(probs).all():
-        return {"label": None, "label_id": None, "probabilities": dict.fromkeys(run.label_names)}
-    i = int(probs.argmax())
-    return {"label": run.label_names[i], "label_id": i,
-            "probabilities": {n: round(float(v), 6) for n, v in zip(run.label_names, probs, strict=True)}}
-

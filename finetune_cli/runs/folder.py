@@ -23,8 +23,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from ..config import dump_yaml
+from ..config_yaml import dump_yaml
 from ..errors import FtcliError, StorageError
+from .records import EpochRecord
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -123,10 +124,10 @@ class RunFolder:
         if self.enabled:
             write_atomic(self.path / CONFIG_FILE, dump_yaml(config).encode())
 
-    def write_metrics(self, records: list[dict]) -> None:
-        """All epochs so far, rewritten whole (a few lines): never a half-written line."""
+    def write_metrics(self, records: list[EpochRecord]) -> None:
+        """All evaluations so far, rewritten whole (a few lines): never a half-written line."""
         if self.enabled:
-            write_atomic(self.path / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in records).encode())
+            write_atomic(self.path / METRICS_FILE, "".join(json.dumps(r.to_json()) + "\n" for r in records).encode())
 
     def remove(self, filename: str) -> None:
         if self.enabled:

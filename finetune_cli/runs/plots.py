@@ -1,18 +1,29 @@
 """Figures from compare rows (matplotlib, written as PNG): the paper's Fig. 3/4 (accuracy or macro-F1
 against trained parameters, log x), learning curves (validation value per evaluation) and each run's
-confusion matrix on the test split."""
+confusion matrix on the test split. Each method's colour and marker are its registry record's
+(methods/registry.py), so every registered method is drawn (and a mode it does not know, in cyan)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..data.metrics import METRIC_TEXT
-from ..runs.compare import Run
+from ..methods.registry import METHODS
+from .read import Run
 
-COLORS = {"full": "black", "layerwise": "tab:orange", "pfeiffer": "tab:brown", "lora": "tab:red", "ia3": "tab:pink",
-          "bitfit": "tab:olive", "top": "tab:purple", "top_layers": "tab:blue", "layernorm": "tab:green",
-          "head": "tab:gray"}
+UNKNOWN_STYLE = ("tab:cyan", ".")  # colour and marker of a mode this ftcli does not know (a newer ftcli's run)
 TITLES = {"imdb": "IMDB", "snli": "SNLI", "ag_news": "AG News"}
+
+
+def style(mode: str) -> tuple[str, str]:
+    """A method's (colour, marker) in the figures."""
+    spec = METHODS.get(mode)
+    return (spec.color, spec.marker) if spec else UNKNOWN_STYLE
+
+
+def modes_of(rows: list[dict]) -> list[str]:
+    """The modes to draw: the registry's, in its order (stable colours and legend), then any unknown."""
+    return list(METHODS) + sorted({r["mode"] for r in rows} - set(METHODS))
 
 
 def pyplot():
@@ -33,7 +44,7 @@ def plot_accuracy_vs_params(rows: list[dict], folder: Path, metric: str = "accur
     written = []
     for dataset in sorted({r["dataset"] for r in rows}):
         fig, ax = plt.subplots(figsize=(7, 4.5))
-        for mode in COLORS:
+        for mode in modes_of(rows):
             points = sorted((r for r in rows if r["dataset"] == dataset and r["mode"] == mode),
                             key=lambda r: r["trainable_params"])
             if not points:
@@ -42,7 +53,7 @@ def plot_accuracy_vs_params(rows: list[dict], folder: Path, metric: str = "accur
             for r in points:
                 if r["bottleneck"] is not None and len(points) > 1:
                     ax.annotate(f"m={r['bottleneck']}", (r["trainable_params"], 100 * r[f"inference_{metric}"]),
-                                textcoords="offset points", xytext=(4, -10), fontsize=7, color=COLORS[mode])
+                                textcoords="offset points", xytext=(4, -10), fontsize=7, color=style(mode)[0])
         written.append(_finish(plt, fig, ax, "trained parameters (count, log scale)",
                                f"{TITLES.get(dataset, dataset)}: {METRIC_TEXT[metric]} vs trained parameters",
                                folder / f"{metric}_vs_params_{dataset}.png", metric))
@@ -60,7 +71,7 @@ def plot_accuracy_vs_train_size(rows: list[dict], folder: Path, metric: str = "a
         if len({r["data_sizes"]["train"] for r in chosen}) < 2:
             continue
         fig, ax = plt.subplots(figsize=(7, 4.5))
-        for mode in COLORS:
+        for mode in modes_of(chosen):
             points = sorted((r for r in chosen if r["mode"] == mode), key=lambda r: r["data_sizes"]["train"])
             if points:
                 _draw_series(ax, mode, points, [r["data_sizes"]["train"] for r in points], metric)
@@ -74,9 +85,10 @@ def _draw_series(ax, mode: str, points: list[dict], xs: list[float], metric: str
     """One mode's test accuracy or macro-F1 (%) at `xs`, SEM over seeds as error bars."""
     low, high = min(r["n"] for r in points), max(r["n"] for r in points)
     seeds = f"n={low} seed{'s' if high > 1 else ''}" if low == high else f"n={low}-{high} seeds per point"
+    color, marker = style(mode)
     ax.errorbar(xs, [100 * r[f"inference_{metric}"] for r in points],
-                yerr=[100 * (r[f"inference_{metric}_sem"] or 0) for r in points], marker="o", capsize=3,
-                color=COLORS[mode], label=f"{mode} ({seeds})")
+                yerr=[100 * (r[f"inference_{metric}_sem"] or 0) for r in points], marker=marker, capsize=3,
+                color=color, label=f"{mode} ({seeds})")
 
 
 def _finish(plt, fig, ax, xlabel: str, title: str, path: Path, metric: str) -> Path:
@@ -104,18 +116,19 @@ def plot_learning_curves(runs: list[Run], folder: Path, metric: str = "accuracy"
     plt = pyplot()
     written = []
     text, suffix = METRIC_TEXT[metric], "" if metric == "accuracy" else f"_{metric}"
-    for dataset in sorted({r.summary["dataset"] for r in runs}):
+    for dataset in sorted({r.description.dataset for r in runs}):
         fig, ax = plt.subplots(figsize=(7, 4.5))
         seen = set()
-        chosen = sorted((r for r in runs if r.summary["dataset"] == dataset), key=lambda r: r.path.name)
+        chosen = sorted((r for r in runs if r.description.dataset == dataset), key=lambda r: r.path.name)
         for run in chosen:
-            mode = run.summary["mode"]
-            records = [m for m in run.metrics if m.get(f"val_{metric}") is not None]
-            epochs = [m.get("epoch_progress", m["epoch"]) for m in records]  # mid-epoch evaluations too
-            values = [100 * m[f"val_{metric}"] for m in records]
+            mode = run.description.mode
+            records = [m for m in run.metrics if m.value(metric) is not None]
+            epochs = [m.epoch if m.epoch_progress is None else m.epoch_progress for m in records]  # mid-epoch evaluations too
+            values = [100 * m.value(metric) for m in records]
             label = mode if mode not in seen else None
             seen.add(mode)
-            ax.plot(epochs, values, marker=".", color=COLORS.get(mode, "tab:red"), alpha=0.7, label=label)
+            color, marker = style(mode)
+            ax.plot(epochs, values, marker=marker, markersize=4, color=color, alpha=0.7, label=label)
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"validation {text} (%)")
         ax.set_title(f"{TITLES.get(dataset, dataset)}: validation {text} per epoch ({len(chosen)} runs)")
@@ -130,7 +143,7 @@ def plot_confusion_matrices(runs: list[Run], folder: Path) -> list[Path]:
     """One PNG per run that recorded its test confusion matrix: `confusion_<run folder name>.png`
     (`confusion_<parent>_<name>.png` where two runs share a folder name, e.g. in two sweeps)."""
     plt = pyplot()
-    recorded = [r for r in runs if r.summary.get("test_confusion_matrix")]
+    recorded = [r for r in runs if r.outcome.test_confusion_matrix]
     names = [r.path.name for r in recorded]
     written = []
     for run in recorded:
@@ -141,8 +154,8 @@ def plot_confusion_matrices(runs: list[Run], folder: Path) -> list[Path]:
 
 def plot_confusion_matrix(plt, run: Run, path: Path) -> Path:
     """Test examples per (true, predicted) label, counts written in the cells, label names on the axes."""
-    matrix = run.summary["test_confusion_matrix"]
-    names = run.summary.get("label_names") or []
+    matrix = run.outcome.test_confusion_matrix
+    names = run.description.label_names or []
     if len(names) != len(matrix):  # a summary without label names: their indices
         names = [str(i) for i in range(len(matrix))]
     side = 2.5 + 0.8 * len(matrix)
@@ -157,9 +170,9 @@ def plot_confusion_matrix(plt, run: Run, path: Path) -> Path:
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("predicted label")
     ax.set_ylabel("true label")
-    scores = f"accuracy {run.summary['inference_accuracy']:.4f}"
-    if run.summary.get("inference_macro_f1") is not None:
-        scores += f", macro-F1 {run.summary['inference_macro_f1']:.4f}"
+    scores = f"accuracy {run.outcome.inference_accuracy:.4f}"
+    if run.outcome.inference_macro_f1 is not None:
+        scores += f", macro-F1 {run.outcome.inference_macro_f1:.4f}"
     ax.set_title(f"{run.path.name}\ntest split (n={sum(map(sum, matrix))}): {scores}", fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     return save_figure(plt, fig, path)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import ConfigError, error_text
+from .records import EpochRecord
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,10 @@ class Trackers:
         makers = {"mlflow": MlflowTracker, "tensorboard": TensorBoardTracker}
         self.trackers: list[Tracker] = [makers[name](Path(folder), config) for name in names]
 
-    def log_epoch(self, records: list[dict[str, Any]]) -> None:
-        """Called with every epoch record so far (as metrics.jsonl); logs the newest."""
+    def log_epoch(self, record: EpochRecord) -> None:
+        """Called with each evaluation's record as it is written to metrics.jsonl."""
         for tracker in self.trackers:
-            self._guarded(tracker.log_epoch, records[-1])
+            self._guarded(tracker.log_epoch, record.to_json())
 
     def finish(self, summary: dict[str, Any]) -> None:
         for tracker in self.trackers:
@@ -74,8 +75,8 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def numbers(record: dict[str, Any]) -> dict[str, float]:
     """The finite numeric fields of a record (what trackers plot); booleans and text left out."""
-    return {k: float(v) for k, v in record.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+    return {k: float(v) for k, v in record.items() if k != "schema_version"
+            and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
 
 
 def step_of(record: dict[str, Any]) -> int:

@@ -16,6 +16,7 @@ from safetensors.torch import save
 
 from ..errors import FtcliError, first_line
 from ..runs.folder import write_atomic
+from ..runs.records import EpochRecord
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 
@@ -25,8 +26,8 @@ class LoopState:
     """What the loop carries from one epoch to the next."""
 
     epoch: int  # epochs completed
-    metrics: list[dict]  # one record per completed epoch
-    best: dict | None  # the record of the best epoch so far
+    metrics: list[EpochRecord]  # one record per evaluation so far
+    best: EpochRecord | None  # the record of the best evaluation so far
     best_state: dict[str, torch.Tensor]  # trained parameters at the best epoch
     train_seconds: float
     examples: int
@@ -74,7 +75,8 @@ def save_checkpoint(path: Path, model: torch.nn.Module, is_trained, optimizer, s
             tensors[f"optim/{idx}/{key}"] = torch.as_tensor(value).detach().cpu().clone()
     rng_tensors, rng_meta = capture_rng()
     tensors.update(rng_tensors)
-    meta = {"epoch": loop.epoch, "metrics": loop.metrics, "best": loop.best,
+    meta = {"epoch": loop.epoch, "metrics": [m.to_json() for m in loop.metrics],
+            "best": None if loop.best is None else loop.best.to_json(),
             "train_seconds": loop.train_seconds, "examples": loop.examples,
             "param_groups": _to_json(opt["param_groups"]), "scheduler": scheduler.state_dict(), "rng": rng_meta}
     write_atomic(path, save(tensors, metadata={"ftcli_checkpoint": json.dumps(meta)}))
@@ -144,5 +146,6 @@ def restore(meta: dict[str, Any], tensors: dict[str, torch.Tensor], model: torch
     scheduler.load_state_dict(meta["scheduler"])
     restore_rng(tensors, meta["rng"])
     best_state = {k[len("best/"):]: t for k, t in tensors.items() if k.startswith("best/")}
-    return LoopState(meta["epoch"], meta["metrics"], meta["best"], best_state, meta["train_seconds"],
-                     meta["examples"])
+    metrics = [EpochRecord.from_json(m, "checkpoint") for m in meta["metrics"]]  # unversioned: an older ftcli's
+    best = None if meta["best"] is None else EpochRecord.from_json(meta["best"], "checkpoint")
+    return LoopState(meta["epoch"], metrics, best, best_state, meta["train_seconds"], meta["examples"])

@@ -111,10 +111,9 @@ class CachedClassifier(nn.Module):
                     self.cache[keys[i]] = f.clone()
         return torch.stack([self.cache[k] for k in keys])
 
-    def forward(self, labels: torch.Tensor | None = None, **inputs: torch.Tensor) -> SequenceClassifierOutput:
-        logits = self.cut.tail(self.features(inputs))  # [batch, num_labels]
-        loss = None if labels is None else nn.functional.cross_entropy(logits.float(), labels)
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+    def forward(self, **inputs: torch.Tensor) -> SequenceClassifierOutput:
+        """The model's logits (the loss is the objective's, as for the plain model)."""
+        return SequenceClassifierOutput(logits=self.cut.tail(self.features(inputs)))  # [batch, num_labels]
 
 
 def cached_classifier(model: nn.Module, is_trained: Predicate) -> CachedClassifier | None:

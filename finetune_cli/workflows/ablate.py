@@ -12,30 +12,32 @@ from ..data.load import load_data
 from ..data.tokens import encode_split, make_loader
 from ..errors import FtcliError
 from ..methods.adapters import adapters_in, bypassed, encoder_layers
+from ..methods.registry import METHODS, names_where
 from ..runs.artifacts import load_run_model
 from ..runs.folder import check_writable, write_atomic, write_json
 from ..runs.plots import pyplot, save_figure
-from ..training.loop import evaluate
+from ..training.evaluate import evaluate
 
 
 def ablate_run(run_dir: Path, out_dir: Path, split: str = "validation") -> dict:
     """Evaluate the intact model and each span with adapters bypassed; write CSV, markdown, PNG."""
     check_writable(out_dir, "--out-dir")  # before minutes of loading
     run = load_run_model(run_dir)
-    if run.cfg.method.mode != "layerwise":
-        raise FtcliError(f"{run_dir}: ablate needs a layerwise run (this one is {run.cfg.method.mode!r})")
+    if not METHODS[run.cfg.method.mode].ablatable:
+        raise FtcliError(f"{run_dir}: ablate needs a {' or '.join(names_where('ablatable'))} run "
+                         f"(this one is {run.cfg.method.mode!r})")
     data = load_data(run.cfg.data, run.cfg.seed)
     encoded = encode_split(data.parts[split], data.spec, run.tokenizer, run.cfg.model.max_length)
     accelerator = Accelerator(mixed_precision=run.cfg.train.mixed_precision)
     loader = accelerator.prepare(make_loader(encoded, run.cfg.train.eval_batch_size, run.tokenizer.pad_token_id))
     model = run.model.to(accelerator.device)
     layers = encoder_layers(model)
-    intact = evaluate(model, loader, accelerator).accuracy
+    intact = evaluate(model, loader, accelerator, data.spec.objective).accuracy
     cells = []
     for i in range(len(layers)):
         for j in range(i, len(layers)):
             with bypassed(a for k in range(i, j + 1) for a in adapters_in(layers[k])):
-                acc = evaluate(model, loader, accelerator).accuracy
+                acc = evaluate(model, loader, accelerator, data.spec.objective).accuracy
             cells.append({"first": i, "last": j, "accuracy": acc, "relative_drop_pct": relative_drop(intact, acc)})
     result = {"run": str(run_dir), "split": split, "examples": len(encoded), "intact_accuracy": intact, "cells": cells}
     out_dir.mkdir(parents=True, exist_ok=True)

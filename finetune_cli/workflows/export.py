@@ -1,19 +1,21 @@
 """`ftcli export RUN OUT`: a trained run as files the ecosystem loads without ftcli.
 
-* Modes whose trained tensors are the model's own (full, head, layernorm, top_layers, bitfit): a
-  standard `save_pretrained` folder (model, tokenizer, id2label) for
+The format is the method's `export` in methods/registry.py:
+* transformers, for methods whose trained tensors are the model's own (full, head, layernorm,
+  top_layers, bitfit): a standard `save_pretrained` folder (model, tokenizer, id2label) for
   `AutoModelForSequenceClassification.from_pretrained`.
-* lora, ia3: a PEFT adapter folder (adapter_config.json + adapter_model.safetensors, the
-  classification head saved as `modules_to_save`) for `PeftModel.from_pretrained(base, OUT)`.
-  It is written by PEFT itself: the trained tensors are copied into a `get_peft_model` of a fresh
-  backbone, which then saves, so the folder is PEFT's own format by construction.
-* Bottleneck-adapter modes (layerwise, pfeiffer, top): an AdapterHub (`adapters` library) adapter
-  folder, adapter_config.json + adapter.safetensors, for `model.load_adapter(OUT)`, plus
-  `ftcli_non_adapter.safetensors`: the trained tensors AdapterHub does not keep with an adapter
-  (LayerNorms, head, pooler), under the plain Hugging Face names, for `load_state_dict(strict=False)`.
-  AdapterHub cannot be imported here (it pins transformers 4.x), so the folder is written from its
-  documented layout; scripts/check_adapterhub.sh loads it in AdapterHub's own environment and
-  compares logits.
+* peft (lora, DoRA included, and ia3): a PEFT adapter folder (adapter_config.json +
+  adapter_model.safetensors, the classification head saved as `modules_to_save`) for
+  `PeftModel.from_pretrained(base, OUT)`. It is written by PEFT itself: the trained tensors are
+  copied into a `get_peft_model` of a fresh backbone, which then saves, so the folder is PEFT's own
+  format by construction.
+* adapterhub, for the bottleneck-adapter methods (layerwise, pfeiffer, top): an AdapterHub
+  (`adapters` library) adapter folder, adapter_config.json + adapter.safetensors, for
+  `model.load_adapter(OUT)`, plus `ftcli_non_adapter.safetensors`: the trained tensors AdapterHub
+  does not keep with an adapter (LayerNorms, head, pooler), under the plain Hugging Face names, for
+  `load_state_dict(strict=False)`. AdapterHub cannot be imported here (it pins transformers 4.x), so
+  the folder is written from its documented layout; scripts/check_adapterhub.sh loads it in
+  AdapterHub's own environment and compares logits.
 Every export writes `ftcli_export.json` (what the run was, the labels, how to load it).
 """
 
@@ -26,18 +28,18 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..methods.adapters import Adapter, NormWithAdapter
-from ..methods.registry import modules_to_save, peft_config, trained_state_dict
+from ..methods.peft_methods import peft_config
+from ..methods.predicate import modules_to_save, trained_state_dict
+from ..methods.registry import METHODS
 from ..models import MINILM, MINILM_HUB_ID, load_backbone, name_labels
 from ..runs.artifacts import ArtifactError, LoadedRun, load_run_model
 from ..runs.folder import write_json
 
-TRANSFORMERS_MODES = ("full", "head", "layernorm", "top_layers", "bitfit")
-PEFT_MODES = ("lora", "ia3")
-ADAPTERHUB_MODES = ("layerwise", "pfeiffer", "top")
 MANIFEST = "ftcli_export.json"
 NON_ADAPTER_FILE = "ftcli_non_adapter.safetensors"
 ADAPTERHUB_VERSION = "adapters.1.3.0"  # the AdapterHub release whose layout this writes (and the check uses)
-# AdapterHub bottleneck configs (its BnConfig fields) that compute what each ftcli mode computes
+# AdapterHub bottleneck configs (its BnConfig fields) that compute what each ftcli method computes; one
+# per method whose registry export is adapterhub (tests/test_registry.py checks it)
 ADAPTERHUB_CONFIGS = {
     # Houlsby (its DoubleSeqBnConfig): h + up(act(down(h))) after each projection + dropout, then LN(. + x)
     "layerwise": {"mh_adapter": True, "output_adapter": True, "original_ln_before": False,
@@ -53,7 +55,7 @@ ADAPTERHUB_CONFIGS = {
 
 @dataclass(frozen=True)
 class Export:
-    kind: str  # "transformers" or "peft"
+    kind: str  # the format: "transformers", "peft" or "adapterhub" (the method's registry export)
     run: str  # the run folder exported
     mode: str
     base_model: str  # what to load the exported folder on (PEFT) or what it came from
@@ -67,13 +69,10 @@ def export_run(run_dir: Path, out: Path) -> Export:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ArtifactError(f"{out} already exists and is not an empty folder; pick a new one")
     run = load_run_model(run_dir)
-    mode = run.cfg.method.mode
-    save = {**dict.fromkeys(TRANSFORMERS_MODES, save_transformers), **dict.fromkeys(PEFT_MODES, save_peft),
-            **dict.fromkeys(ADAPTERHUB_MODES, save_adapterhub)}.get(mode)
-    if save is None:
-        raise ArtifactError(f"{run_dir}: mode {mode!r} has no export format (known: "
-                            f"{', '.join(TRANSFORMERS_MODES + PEFT_MODES + ADAPTERHUB_MODES)})")
+    save = SAVERS[METHODS[run.cfg.method.mode].export]
     name_labels(run.model, run.label_names)
+    # the task's objective says how transformers' head treats the labels (its loss, when given labels)
+    run.model.config.problem_type = run.spec.objective.problem_type
     out.mkdir(parents=True, exist_ok=True)
     export = save(run, out)
     write_json(out / MANIFEST, asdict(export))
@@ -188,3 +187,7 @@ def _wrapped_child(module: nn.Module) -> str | None:
     if isinstance(module, nn.Sequential) and isinstance(getattr(module, "adapter", None), Adapter):
         return "original"
     return None
+
+
+# the writer of each registry export format (tests/test_registry.py: one per format)
+SAVERS = {"transformers": save_transformers, "peft": save_peft, "adapterhub": save_adapterhub}

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig, apply_overrides, check_name, config_from_dict, parse_override, read_yaml
+from ..config import RunConfig, check_name, config_from_dict
+from ..config_yaml import apply_overrides, parse_override, read_yaml
 from ..errors import ConfigError
 from ..runs.folder import read_summary
 from ..training.loop import RunFailed

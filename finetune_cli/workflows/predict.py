@@ -1,0 +1,84 @@
+"""`ftcli predict`: several runs loaded into one process (frozen backbone tensors shared), each row
+predicted by the runs it names (or by all of them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..data.files import read_json_rows
+from ..data.load import unicode_problem
+from ..errors import ConfigError, DataError, short_repr
+from ..runs.artifacts import load_run_model, predict, share_frozen
+from ..runs.folder import WEIGHTS_FILE
+
+
+def read_inputs(texts: list[str], pairs: list[str], file: Path | None) -> list[dict]:
+    """Inputs to predict: `--text` (with `--pair` for sentence-pair tasks) or a JSON Lines file."""
+    rows = [{"text": t} for t in texts]
+    if pairs:
+        if len(pairs) != len(texts):
+            raise ConfigError("--pair: give one --pair per --text (first text = --text, second = --pair)")
+        for row, pair in zip(rows, pairs, strict=True):
+            row["pair"] = pair
+    if file is not None:
+        rows += read_json_rows(file)
+    if not rows:
+        raise ConfigError("predict: nothing to predict; give --text or --file")
+    return rows
+
+
+def task_inputs(row: dict, fields: tuple[str, ...]) -> dict:
+    """A row's texts under a run's text columns: its own columns when it has them all, else `text`
+    (and `pair`) in order, as --text/--pair give them, so one input reaches runs of any task."""
+    if all(f in row for f in fields):
+        return row
+    positional = [row.get("text"), row.get("pair")]
+    return {**row, **{f: v for f, v in zip(fields, positional, strict=False) if f not in row and v is not None}}
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """What `ftcli predict` prints: one JSON-ready prediction per (input row, run), and the bytes."""
+
+    rows: list[dict[str, Any]]  # index, run, label, label_id, probabilities; by index, then run
+    run_bytes: dict[str, int]  # run folder name -> size of its trained file, in the order given
+    full_model_bytes: int  # one full copy of the model
+    shared_bytes_saved: int  # frozen tensors held once in memory instead of once per run
+
+
+def predict_runs(run_dirs: list[Path], rows: list[dict]) -> Predictions:
+    """Load every run into one process (frozen backbone tensors shared) and predict.
+
+    A row with a `run` field goes to that run (folder name) only; other rows go to every run.
+    """
+    names = [Path(p).name for p in run_dirs]
+    if len(set(names)) != len(names):
+        raise ConfigError("predict: two runs have the same folder name; rename one")
+    for i, row in enumerate(rows, start=1):
+        if not isinstance(row.get("run", ""), str):
+            raise DataError(f"input row {i}: run: expected the name of a run folder, got {short_repr(row['run'])}")
+    unknown = {row["run"] for row in rows if "run" in row} - set(names)
+    if unknown:
+        raise ConfigError(f"predict: rows name runs that were not given: {', '.join(sorted(unknown))}")
+    runs = [load_run_model(p) for p in run_dirs]
+    saved = share_frozen(runs)
+    out: list[dict] = []
+    for run in runs:
+        selected = [(i, task_inputs(row, run.text_fields)) for i, row in enumerate(rows)
+                    if row.get("run", run.path.name) == run.path.name]
+        for i, row in selected:
+            missing = [f for f in run.text_fields if not isinstance(row.get(f), str)]
+            if missing:
+                raise DataError(f"input row {i + 1}: run {run.path.name} ({run.spec.name}) needs "
+                                f"{', '.join(run.text_fields)}; missing {', '.join(missing)}")
+            for field in run.text_fields:
+                if unicode_problem(row[field]):
+                    raise DataError(f"input row {i + 1}: {field!r} {unicode_problem(row[field])}")
+        preds = predict(run, [row for _, row in selected])
+        out += [{"index": i, "run": run.path.name, **p} for (i, _), p in zip(selected, preds, strict=True)]
+    return Predictions(rows=sorted(out, key=lambda p: (p["index"], p["run"])),
+                       run_bytes={r.path.name: (r.path / WEIGHTS_FILE).stat().st_size for r in runs},
+                       full_model_bytes=sum(p.numel() * p.element_size() for p in runs[0].model.parameters()),
+                       shared_bytes_saved=saved)
