@@ -33,7 +33,7 @@ LABELS = ["world", "sports", "business", "science"]
 def write_rows(path: Path, n: int, seed: int = 0) -> None:
     """`n` rows of 8-24 words from the AG News sample's vocabulary, labels drawn uniformly."""
     from finetune_cli.data.files import read_json_rows
-    from finetune_cli.data.load import sample_dir
+    from finetune_cli.data.sources import sample_dir
 
     words = sorted({w for r in read_json_rows(sample_dir("ag_news") / "train.jsonl.gz") for w in r["text"].split()
                     if w.isalpha()})
@@ -50,7 +50,7 @@ def child(csv_path: str) -> dict:
     from transformers import AutoTokenizer
 
     from finetune_cli.config import DataConfig
-    from finetune_cli.data.load import load_data
+    from finetune_cli.data.splits import load_data
     from finetune_cli.data.tokens import encode_split
     from finetune_cli.models import minilm_dir
     from finetune_cli.workflows.train import cache_state

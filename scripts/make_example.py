@@ -18,7 +18,7 @@ import random
 from pathlib import Path
 
 from finetune_cli.data.files import read_json_rows
-from finetune_cli.data.load import sample_dir
+from finetune_cli.data.sources import sample_dir
 
 SEED, N_OTHER, BUSINESS_SHARE = 0, 1800, 0.10
 BUSINESS = 2  # AG News label id of Business

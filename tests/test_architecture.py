@@ -105,3 +105,20 @@ def test_modules_and_functions_stay_short(path):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
             and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
     assert not long, f"{path.name}: {', '.join(long)}"
+
+
+# The data path, in order (ARCHITECTURE.md): helpers first, then one stage per module; a stage is a
+# function of the previous stage's value and imports no later stage.
+DATA_ORDER = ["files", "cache", "subsets", "metrics", "objective",  # helpers
+              "task", "sources", "checks", "splits", "tokens", "batches"]  # the stages
+
+
+def test_every_data_module_has_its_place_in_the_data_path():
+    assert sorted(p.stem for p in (PACKAGE / "data").glob("*.py") if p.stem != "__init__") == sorted(DATA_ORDER)
+
+
+@pytest.mark.parametrize("stage", DATA_ORDER)
+def test_no_data_stage_imports_a_later_one(stage):
+    later = {f"finetune_cli.data.{s}" for s in DATA_ORDER[DATA_ORDER.index(stage) + 1:]}
+    found = [(line, t) for line, t in imports_of(PACKAGE / "data" / f"{stage}.py") if t in later]
+    assert not found, f"data/{stage}.py imports a later stage: {found}"

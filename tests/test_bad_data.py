@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from finetune_cli.cli import app
 from finetune_cli.config import DataConfig
-from finetune_cli.data.load import load_data
+from finetune_cli.data.splits import load_data
 from finetune_cli.errors import DataError
 
 runner = CliRunner()

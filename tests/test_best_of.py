@@ -14,7 +14,8 @@ from helpers import CONFIGS, copy_run, ftcli, train_template_run
 
 from finetune_cli.config import DataConfig
 from finetune_cli.config_yaml import dump_yaml, safe_load
-from finetune_cli.data.load import load_data, sample_dir
+from finetune_cli.data.sources import sample_dir
+from finetune_cli.data.splits import load_data
 from finetune_cli.errors import FtcliError
 from finetune_cli.runs.compare import parse_best_of
 from finetune_cli.workflows.sweep import load_sweep

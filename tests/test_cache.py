@@ -10,9 +10,10 @@ from helpers import tiny_config
 
 import finetune_cli.training.loop as train_module
 from finetune_cli.config import MethodConfig, ModelConfig, config_from_dict
-from finetune_cli.data.load import load_sample
+from finetune_cli.data.batches import make_loader
+from finetune_cli.data.sources import load_sample
 from finetune_cli.data.task import DATASETS
-from finetune_cli.data.tokens import encode, make_loader
+from finetune_cli.data.tokens import encode
 from finetune_cli.methods.predicate import apply_method
 from finetune_cli.methods.registry import METHOD_NAMES
 from finetune_cli.models import load_backbone

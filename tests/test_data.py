@@ -9,11 +9,11 @@ import logging
 import pytest
 
 from finetune_cli.config import DataConfig
-from finetune_cli.data import load as data
-from finetune_cli.data.load import load_data
+from finetune_cli.data import sources as data
+from finetune_cli.data.batches import BatchPlan
+from finetune_cli.data.splits import load_data
 from finetune_cli.data.subsets import stratified_take
 from finetune_cli.data.task import DATASETS
-from finetune_cli.data.tokens import BatchPlan
 from finetune_cli.errors import DataError
 
 
@@ -127,7 +127,8 @@ def test_batch_plan_depends_on_seed_and_epoch_only():
 def test_length_grouped_batches_pad_at_most_ten_percent(dataset, max_length):
     from transformers import AutoTokenizer
 
-    from finetune_cli.data.tokens import encode, make_loader
+    from finetune_cli.data.batches import make_loader
+    from finetune_cli.data.tokens import encode
     from finetune_cli.models import minilm_dir
 
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))

@@ -157,7 +157,8 @@ def test_reload_refuses_another_backbone_and_non_safetensors(tmp_path):
     recorded = run_and_record(config_from_dict(tiny_config("top")), folder)
     summary = json.loads((folder.path / "summary.json").read_text())
     assert recorded.to_json() == summary == RunSummary.from_json(summary).to_json()  # typed, same JSON
-    assert list(summary)[:4] == ["schema_version", "name", "status", "dataset"] and list(summary)[-1] == "cached_features"
+    assert list(summary)[:4] == ["schema_version", "name", "status", "dataset"]
+    assert list(summary)[-1] == "cached_features"
     import finetune_cli.models as models
 
     original = models.TINY_SEED

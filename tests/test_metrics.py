@@ -85,8 +85,9 @@ class FirstTokenClassifier(torch.nn.Module):
 
 def test_evaluate_scores_every_example_of_a_loader_once():
     """`train.evaluate` over batches reordered by length: each prediction stays with its label."""
+    from finetune_cli.data.batches import make_loader
     from finetune_cli.data.objective import SINGLE_LABEL
-    from finetune_cli.data.tokens import Encoded, make_loader
+    from finetune_cli.data.tokens import Encoded
     from finetune_cli.training.devices import distributed_accelerator
     from finetune_cli.training.evaluate import evaluate
 
@@ -104,7 +105,7 @@ def test_a_run_records_the_test_metrics_of_its_reloaded_model(tmp_path):
     """summary.json's test metrics equal scikit-learn's on the predictions of the model reloaded from
     the run folder; metrics.jsonl records the validation ones."""
     from finetune_cli.config import config_from_dict
-    from finetune_cli.data.load import load_data
+    from finetune_cli.data.splits import load_data
     from finetune_cli.runs.artifacts import load_run_model, predict
     from finetune_cli.runs.folder import RunFolder
     from finetune_cli.workflows.train import run_and_record

@@ -12,7 +12,7 @@ import yaml
 from helpers import CONFIGS, ROOT, ftcli
 
 from finetune_cli.config import DataConfig
-from finetune_cli.data.load import load_data
+from finetune_cli.data.splits import load_data
 from finetune_cli.errors import DataError
 
 TINY = ["--set", "model.name=tiny-random-bert", "--set", "model.max_length=32", "--set", "train.epochs=1",

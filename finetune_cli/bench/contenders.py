@@ -13,10 +13,11 @@ from torch import nn
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from ..config import MethodConfig, ModelConfig, TrainConfig
-from ..data.load import load_sample
+from ..data.batches import collate
 from ..data.objective import SINGLE_LABEL
+from ..data.sources import load_sample
 from ..data.task import DATASETS
-from ..data.tokens import Encoded, collate, encode
+from ..data.tokens import Encoded, encode
 from ..errors import ConfigError, FtcliError
 from ..methods.predicate import apply_method, count_params
 from ..models import MINILM, TINY, load_backbone, minilm_dir, quiet_transformers

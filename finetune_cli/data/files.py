@@ -13,8 +13,10 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from ..data.task import SPLITS, Rows
 from ..errors import DataError, error_text, first_line, short_repr
+
+SPLITS = ("train", "validation", "test")
+Rows = list[dict[str, Any]]  # rows read with the standard library (small files): column -> value
 
 FILE_TYPES = {".jsonl": "json", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
 # JSON files up to this size (on disk) are read with the standard library, so that every problem
@@ -185,3 +187,9 @@ def find_split_files(folder: Path, dataset: str | None = None,
     if not found and dataset is not None and (folder / dataset).is_dir():
         return find_split_files(folder / dataset, None, names)
     return found
+
+
+def is_local(source: str) -> bool:
+    """Whether a source names a local path (or else a Hub id): it exists, or looks like a path."""
+    path = expand_user(source)
+    return path.exists() or source.startswith((".", "/", "~")) or file_type(path) is not None

@@ -12,14 +12,14 @@ from typing import Any
 
 from ..config import DataConfig
 from ..errors import DataError, short_repr
+from .files import SPLITS, is_local
 from .objective import SINGLE_LABEL, Objective
 
-SPLITS = ("train", "validation", "test")
 MAX_LABELS = 1000  # more distinct labels than this: almost surely the wrong column
 
 
 @dataclass(frozen=True)
-class DatasetSpec:
+class Task:
     name: str  # the task's name (compare groups runs by it): a preset name, `data.name`, or the source's
     hub_id: str | None  # Hugging Face Hub data set id (None: a local source)
     text_fields: tuple[str, ...]  # one field, or two for sentence pairs
@@ -41,23 +41,23 @@ class DatasetSpec:
 
 
 DATASETS = {
-    "imdb": DatasetSpec("imdb", "stanfordnlp/imdb", ("text",), ("neg", "pos"), False),
-    "snli": DatasetSpec("snli", "stanfordnlp/snli", ("premise", "hypothesis"),
+    "imdb": Task("imdb", "stanfordnlp/imdb", ("text",), ("neg", "pos"), False),
+    "snli": Task("snli", "stanfordnlp/snli", ("premise", "hypothesis"),
                         ("entailment", "neutral", "contradiction"), True, unlabeled=(-1, None)),
-    "ag_news": DatasetSpec("ag_news", "fancyzhx/ag_news", ("text",),
+    "ag_news": Task("ag_news", "fancyzhx/ag_news", ("text",),
                            ("World", "Sports", "Business", "Sci/Tech"), False),
 }
 
-Rows = list[dict[str, Any]]
-
-
-def task_spec(cfg: DataConfig, hub_id: str | None = None) -> DatasetSpec:
-    """The task of a data config: a preset, or the inline task of `data.text` (`hub_id`: the Hub id
-    its source names, if any). Inline label names stay empty until `with_labels` fills them."""
+def task_spec(cfg: DataConfig) -> Task:
+    """The task a data config describes: a preset, or the inline task of `data.text` (its Hub id when
+    `data.source` names one). Built once per run; inline label names stay empty until `with_labels`
+    fills them from train."""
     if cfg.text is None:
         return DATASETS[cfg.dataset]
     given = cfg.label_names or ()
-    return DatasetSpec(
+    keyword = cfg.source in ("sample", "hub", "auto")
+    hub_id = None if keyword or is_local(cfg.source) else cfg.source
+    return Task(
         name=cfg.name or source_name(cfg.source, cfg.subset), hub_id=hub_id, text_fields=cfg.text,
         label_names=given, has_validation=cfg.splits.validation is not None, label_field=cfg.label,
         label_values=given, ids_only=False, unlabeled=cfg.unlabeled, subset=cfg.subset,
@@ -81,7 +81,7 @@ def normalize_label(value: Any) -> Any:
     return value
 
 
-def is_unlabeled(value: Any, spec: DatasetSpec) -> bool:
+def is_unlabeled(value: Any, spec: Task) -> bool:
     """Whether a label value is one of the task's "no gold label" markers (compared as written:
     the marker `-1` also matches the integer -1)."""
     if isinstance(value, bool):
@@ -95,7 +95,7 @@ def sort_labels(values: list[Any]) -> list[Any]:
     return sorted(values, key=lambda v: (isinstance(v, str), v))
 
 
-def with_labels(spec: DatasetSpec, values: list[Any], where: str) -> DatasetSpec:
+def with_labels(spec: Task, values: list[Any], where: str) -> Task:
     """The inline task with its labels inferred from the distinct label values of train (`values`,
     markers of unlabeled rows included); a preset or a task with `label_names` is returned as it is."""
     if spec.label_names:

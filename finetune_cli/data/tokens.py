@@ -1,4 +1,6 @@
-"""Tokenization without padding, and batches padded to their own longest example."""
+"""Stage 5, checked rows -> tokens: each split tokenized without padding (batches.py pads each batch
+to its own longest example) with batched `map`, cached by the fingerprint of its rows, the
+tokenizer and max_length."""
 
 from __future__ import annotations
 
@@ -6,16 +8,14 @@ import functools
 import hashlib
 import json
 import logging
-import math
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from ..data.load import CACHE_VERSION, Split, cache_path, cached_map, digest
-from ..data.task import DatasetSpec
+from .cache import CACHE_VERSION, cache_path, cached_map, digest
+from .checks import Split
+from .objective import SINGLE_LABEL, Objective
+from .task import Task
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ class Encoded:
     table: Any  # datasets.Dataset
     labeled: bool = True
     cache: str = "off"  # the tokenization cache: hit | miss | off (not cacheable)
+    objective: Objective = SINGLE_LABEL  # the task's: how its labels become tensors (batches.collate)
 
     def __len__(self) -> int:
         return len(self.table)
@@ -59,11 +60,11 @@ def datasets_module():
     return datasets
 
 
-def encoded_features(labeled: bool) -> Any:
+def encoded_features(labeled: bool, objective: Objective = SINGLE_LABEL) -> Any:
     ds = datasets_module()
     columns = {"input_ids": ds.Sequence(ds.Value("int32")), "token_type_ids": ds.Sequence(ds.Value("int8")),
                "length": ds.Value("int32")}
-    return ds.Features({**columns, "label": ds.Value("int64")} if labeled else columns)
+    return ds.Features({**columns, "label": objective.label_feature()} if labeled else columns)
 
 
 def tokenize_batch(batch: dict[str, list], text_fields: tuple[str, ...], tokenizer: Any, max_length: int,
@@ -98,7 +99,7 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return hashlib.sha256(vocab.encode()).hexdigest()
 
 
-def encode(rows: Any, spec: DatasetSpec, tokenizer: Any, max_length: int, labeled: bool = True,
+def encode(rows: Any, spec: Task, tokenizer: Any, max_length: int, labeled: bool = True,
            cache: Path | None = None) -> Encoded:
     """Tokenize rows (a list of dicts, or a `datasets.Dataset`, holding the task's text columns and,
     when `labeled`, `label`) with batched `map`; `cache`: an Arrow file kept for the next run with the
@@ -109,13 +110,13 @@ def encode(rows: Any, spec: DatasetSpec, tokenizer: Any, max_length: int, labele
         if labeled:
             columns["label"] = [r["label"] for r in rows]
         rows = ds.Dataset.from_dict(columns)
-    table, state = cached_map(rows, tokenize_batch, cache, features=encoded_features(labeled),
+    table, state = cached_map(rows, tokenize_batch, cache, features=encoded_features(labeled, spec.objective),
                               fn_kwargs={"text_fields": spec.text_fields, "tokenizer": tokenizer,
                                          "max_length": max_length, "labeled": labeled})
-    return Encoded(table, labeled, state)
+    return Encoded(table, labeled, state, spec.objective)
 
 
-def encode_split(split: Split, spec: DatasetSpec, tokenizer: Any, max_length: int) -> Encoded:
+def encode_split(split: Split, spec: Task, tokenizer: Any, max_length: int) -> Encoded:
     """Tokenize a split: its whole parent once (cached by the parent's content, the tokenizer and
     max_length, so every seed, size and carved split of a sweep reads the same file), then its rows."""
     key = None if split.key is None else \
@@ -126,80 +127,4 @@ def encode_split(split: Split, spec: DatasetSpec, tokenizer: Any, max_length: in
     whole = encode(split.parent, spec, tokenizer, max_length, cache=path)
     if split.indices is None:
         return whole
-    return Encoded(whole.table.select(split.indices), True, whole.cache)
-
-
-def collate(indices: list[int], encoded: Encoded, pad_id: int) -> dict[str, torch.Tensor]:
-    """Pad one batch to its longest example: tensors of shape [batch, longest] (and `labels`, [batch],
-    when the examples have them)."""
-    rows = encoded.rows(indices)
-    longest = max(rows["length"])
-    ids = torch.full((len(indices), longest), pad_id, dtype=torch.long)
-    types_ = torch.zeros((len(indices), longest), dtype=torch.long)
-    mask = torch.zeros((len(indices), longest), dtype=torch.long)
-    for row, (input_ids, token_types) in enumerate(zip(rows["input_ids"], rows["token_type_ids"], strict=True)):
-        n = len(input_ids)
-        ids[row, :n] = torch.tensor(input_ids)
-        types_[row, :n] = torch.tensor(token_types)
-        mask[row, :n] = 1
-    batch = {"input_ids": ids, "token_type_ids": types_, "attention_mask": mask}
-    if encoded.labeled:
-        batch["labels"] = torch.tensor(rows["label"], dtype=torch.long)
-    return batch
-
-
-class BatchPlan:
-    """Batches of example indices, fixed per epoch: shuffled with `seed + epoch` when training.
-
-    A batch sampler (not a sampler) so that accelerate can shard whole batches across processes;
-    `set_epoch` reshuffles, so the order depends only on the seed and the epoch. With
-    `group_by_length`, each chunk of `GROUP_BATCHES` shuffled batches is sorted by length before it
-    is cut into batches, and the batch order is shuffled again (as transformers'
-    LengthGroupedSampler): batches hold examples of similar length, so little padding is computed.
-    """
-
-    GROUP_BATCHES = 16  # batches per sorted chunk: larger = less padding, less randomness
-
-    def __init__(self, lengths: list[int], batch_size: int, shuffle: bool, seed: int, group_by_length: bool = False):
-        self.lengths, self.batch_size, self.shuffle, self.seed = lengths, batch_size, shuffle, seed
-        self.group_by_length, self.epoch = group_by_length, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def batches(self) -> list[list[int]]:
-        n, size = len(self.lengths), self.batch_size
-        rng = random.Random(self.seed + self.epoch)  # noqa: S311 - a seeded, reproducible shuffle, not a secret
-        order = list(range(n))
-        if self.shuffle:
-            rng.shuffle(order)
-        if self.group_by_length:
-            chunk = size * self.GROUP_BATCHES if self.shuffle else n  # evaluation: sort everything
-            order = [i for s in range(0, n, chunk)
-                     for i in sorted(order[s : s + chunk], key=lambda i: -self.lengths[i])]
-        batches = [order[i : i + size] for i in range(0, n, size)]
-        if self.group_by_length and self.shuffle:
-            rng.shuffle(batches)
-        return batches
-
-    def pad_ratio(self) -> float:
-        """Tokens computed (padded batches) / real tokens, for this epoch's batches."""
-        padded = sum(len(b) * max(self.lengths[i] for i in b) for b in self.batches())
-        return padded / sum(self.lengths)
-
-    def __iter__(self):
-        return iter(self.batches())
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.lengths) / self.batch_size)
-
-
-def make_loader(encoded: Encoded, batch_size: int, pad_id: int, shuffle: bool = False, seed: int = 0,
-                group_by_length: bool = False) -> torch.utils.data.DataLoader:
-    """A DataLoader of dynamically padded batches planned by `BatchPlan`."""
-    lengths = encoded.lengths
-    return torch.utils.data.DataLoader(
-        range(len(encoded)),
-        batch_sampler=BatchPlan(lengths, batch_size, shuffle, seed, group_by_length),
-        collate_fn=functools.partial(collate, encoded=encoded, pad_id=pad_id),
-    )
+    return Encoded(whole.table.select(split.indices), True, whole.cache, whole.objective)

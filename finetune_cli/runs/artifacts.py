@@ -18,14 +18,16 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
-from ..data.tokens import collate, encode
+from ..data.batches import collate
+
+from ..data.tokens import encode
 from ..config import RunConfig, config_from_dict
 from ..config_yaml import read_yaml
 from ..errors import FtcliError, first_line
 from ..methods.predicate import Predicate, apply_method
 from ..models import load_backbone, name_labels
 from ..runs.folder import CONFIG_FILE, WEIGHTS_FILE, read_summary
-from ..data.task import DatasetSpec, task_spec
+from ..data.task import Task, task_spec
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ class LoadedRun:
     model: nn.Module
     tokenizer: Any
     is_trained: Predicate
-    spec: DatasetSpec  # the task: text columns and label names
+    spec: Task  # the task: text columns and label names
 
     @property
     def label_names(self) -> list[str]:
@@ -92,7 +94,7 @@ def load_run_model(run_dir: Path) -> LoadedRun:
     return LoadedRun(run_dir, cfg, backbone.model, backbone.tokenizer, is_trained, spec)
 
 
-def run_task(run_dir: Path, cfg: RunConfig, meta: dict[str, str]) -> DatasetSpec:
+def run_task(run_dir: Path, cfg: RunConfig, meta: dict[str, str]) -> Task:
     """The task of a run, its label names as recorded (trained file, else summary): inferred names
     are not in the config."""
     spec = task_spec(cfg.data)

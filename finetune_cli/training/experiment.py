@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..config import RunConfig
-from ..data.load import LoadedData, load_data
 from ..data.objective import Objective
-from ..data.task import DatasetSpec
+from ..data.splits import LoadedData, load_data
+from ..data.task import Task
 from ..data.tokens import Encoded, encode_split
 from ..methods.predicate import ParamCounts, Predicate, apply_method, count_params
 from ..models import Backbone, load_backbone, name_labels
@@ -33,7 +33,7 @@ class Experiment:
         return self.backbone.model
 
     @property
-    def spec(self) -> DatasetSpec:
+    def spec(self) -> Task:
         return self.data.spec
 
     @property

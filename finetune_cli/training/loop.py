@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..data.batches import BatchPlan, make_loader
 from ..data.metrics import Evaluation
 from ..data.objective import Objective
-from ..data.tokens import BatchPlan, make_loader
 from ..errors import FtcliError
 from ..methods.predicate import trained_state_dict
 from ..runs.records import EpochRecord

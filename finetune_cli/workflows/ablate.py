@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 from accelerate import Accelerator
 
-from ..data.load import load_data
-from ..data.tokens import encode_split, make_loader
+from ..data.batches import make_loader
+from ..data.splits import load_data
+from ..data.tokens import encode_split
 from ..errors import FtcliError
 from ..methods.adapters import adapters_in, bypassed, encoder_layers
 from ..methods.registry import METHODS, names_where

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..data.checks import unicode_problem
 from ..data.files import read_json_rows
-from ..data.load import unicode_problem
 from ..errors import ConfigError, DataError, short_repr
 from ..runs.artifacts import load_run_model, predict, share_frozen
 from ..runs.folder import WEIGHTS_FILE
