@@ -4,8 +4,8 @@
 
 Writes one CSV file of short rows (8-24 words drawn from the bundled AG News sample's vocabulary,
 4 string labels), then runs, each in a fresh process, what `ftcli train` does before training:
-`data.load_data` (read the file with datasets, check rows and map labels in batches, carve validation
-and test) and `batching.encode_split` for the three splits (tokenize with the MiniLM tokenizer,
+`data.splits.load_data` (read the file with datasets, check rows and map labels in batches, carve validation
+and test) and `data.tokens.encode_split` for the three splits (tokenize with the MiniLM tokenizer,
 max_length 128). The first process starts with empty caches (cold), the second finds what the first
 cached (warm). Reported per process: seconds from the call of load_data to the last tokenized split
 (imports excluded, both measured the same way) and peak RSS of the whole process (imports included:

@@ -42,17 +42,17 @@ def run_one(mode: str, cache: bool, args: argparse.Namespace) -> dict:
     })
     exp = prepare_experiment(cfg)
     stamps = [time.perf_counter()]
-    records: list[dict] = []
+    records: list = []  # EpochRecord
 
-    def on_epoch(metrics: list[dict]) -> None:
+    def on_epoch(metrics: list) -> None:  # EpochRecords so far
         stamps.append(time.perf_counter())
         records.append(metrics[-1])
 
     out = train(exp, on_epoch)
     return {
-        "train_seconds": [r["train_seconds"] for r in records],
+        "train_seconds": [r.train_seconds for r in records],
         "epoch_wall_seconds": [b - a for a, b in zip(stamps, stamps[1:], strict=False)],
-        "val_accuracy": [r["val_accuracy"] for r in records], "val_loss": [r["val_loss"] for r in records],
+        "val_accuracy": [r.val_accuracy for r in records], "val_loss": [r.val_loss for r in records],
         "cached_features": out.cached_features, "trainable_params": exp.counts.trainable,
     }
 

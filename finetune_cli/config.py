@@ -155,7 +155,7 @@ class TrainConfig:
     warmup_ratio: float = _f(0.1, lo=0.0, hi=1.0)
     # Gradient clipping by global norm; null = no clipping.
     max_grad_norm: Optional[float] = _f(1.0, lo=0.0, hi=1e6, lo_open=True)
-    # Batch examples of similar length (less padding, same data per epoch); see batching.BatchPlan.
+    # Batch examples of similar length (less padding, same data per epoch); see data/batches.BatchPlan.
     group_by_length: bool = True
     # Micro-batches of batch_size whose gradients add up to one optimizer step: the step of a
     # batch_size x N batch in the memory of one batch_size batch (accelerate's accumulation).

@@ -1,6 +1,6 @@
 """Backbones: the shipped MiniLM, a tiny random BERT for tests, or any Hugging Face encoder.
 
-Kept apart from methods.py on purpose: where the weights come from is independent of which of
+Kept apart from methods/ on purpose: where the weights come from is independent of which of
 them train.
 """
 

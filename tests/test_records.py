@@ -64,10 +64,22 @@ def test_a_summary_of_a_newer_schema_is_skipped_with_one_line_that_says_what_to_
     summary = json.loads((folder / "summary.json").read_text())
     (folder / "summary.json").write_text(json.dumps({**summary, "schema_version": SCHEMA_VERSION + 1}))
     result = ftcli("compare", tmp_path / "runs")
-    assert result.exit_code != 0 or "no completed runs" in result.output.lower()
-    line = next(s for s in result.stderr.splitlines() if "from_the_future" in s)
-    assert f"schema_version {SCHEMA_VERSION + 1} is newer than this ftcli reads" in line
-    assert "upgrade finetune-cli" in line
+    assert result.exit_code == 1 and "no completed runs found" in result.stderr
+    (line,) = [s for s in result.stderr.splitlines() if "from_the_future" in s]
+    assert line == (f"ftcli: skipped {folder}: summary.json: schema_version {SCHEMA_VERSION + 1} is newer than "
+                    f"this ftcli reads ({SCHEMA_VERSION}); upgrade finetune-cli to read it")
+
+
+def test_a_metrics_line_of_a_newer_schema_skips_its_run_with_the_line_number(tmp_path, fresh_run):
+    folder = tmp_path / "runs" / "half_new"
+    shutil.copytree(fresh_run, folder)
+    lines = (folder / "metrics.jsonl").read_text().splitlines()
+    newer = json.dumps({**json.loads(lines[-1]), "schema_version": SCHEMA_VERSION + 1})
+    (folder / "metrics.jsonl").write_text("\n".join([*lines[:-1], newer]) + "\n")
+    result = ftcli("compare", tmp_path / "runs")
+    assert result.exit_code == 1
+    assert f"skipped {folder}: metrics.jsonl line {len(lines)}: schema_version {SCHEMA_VERSION + 1} is newer" \
+        in result.stderr
 
 
 def test_an_epoch_record_of_a_newer_schema_is_refused():
@@ -76,3 +88,44 @@ def test_an_epoch_record_of_a_newer_schema_is_refused():
                                "val_loss": 0.1, "val_accuracy": 0.5})
     with pytest.raises(RecordError, match="not an evaluation record"):
         EpochRecord.from_json({"epoch": 1})
+    for odd in (True, 0, "2", 1.5):
+        with pytest.raises(RecordError, match="is not a version"):
+            RunSummary.from_json({"schema_version": odd, "status": "completed"})
+
+
+def test_a_checkpoint_written_before_records_had_a_version_resumes_to_the_uninterrupted_run(tmp_path):
+    """A checkpoint of the unversioned format (its records are plain dicts without schema_version)
+    resumes like a new one: the same records, the same trained tensors as a run never stopped."""
+    import torch
+    from helpers import tiny_config
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from finetune_cli.config import config_from_dict
+    from finetune_cli.training.experiment import prepare_experiment
+    from finetune_cli.training.loop import train
+
+    def config():
+        return prepare_experiment(config_from_dict(tiny_config("layerwise", train={"batch_size": 8, "epochs": 2})))
+
+    whole = train(config(), lambda records: None)
+
+    def die_after_epoch_1(records):
+        raise KeyboardInterrupt
+
+    checkpoint = tmp_path / "checkpoint.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        train(config(), die_after_epoch_1, checkpoint=checkpoint)
+    with safe_open(str(checkpoint), framework="pt") as f:
+        meta = json.loads(f.metadata()["ftcli_checkpoint"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no items()
+    assert meta["metrics"][0]["schema_version"] == SCHEMA_VERSION
+    for record in [*meta["metrics"], meta["best"]]:
+        del record["schema_version"]
+    save_file(tensors, str(checkpoint), metadata={"ftcli_checkpoint": json.dumps(meta)})
+    resumed = train(config(), lambda records: None, checkpoint=checkpoint, resume=True)
+    timings = ("train_seconds", "train_examples_per_s")
+    assert [{k: v for k, v in m.to_json().items() if k not in timings} for m in resumed.metrics] == \
+        [{k: v for k, v in m.to_json().items() if k not in timings} for m in whole.metrics]
+    assert resumed.best_state.keys() == whole.best_state.keys()
+    assert all(torch.equal(resumed.best_state[n], whole.best_state[n]) for n in whole.best_state)

@@ -43,8 +43,8 @@ class Inputs:
 
 def make_inputs(tokenizer: Any, dataset: str, seq: int, batch: int, eval_batch: int,
                 max_batches: int = 8) -> Inputs:
-    """Tokenize the bundled sample's training split with the product's `batching.encode`, keep the
-    examples that fill `seq` tokens, and batch them with the product's `batching.collate`.
+    """Tokenize the bundled sample's training split with the product's `data.tokens.encode`, keep the
+    examples that fill `seq` tokens, and batch them with the product's `data.batches.collate`.
 
     Data sets of short texts (SNLI, AG News at seq 128) have too few such examples: their texts
     are then concatenated into one stream and cut into [CLS] chunk [SEP] pieces of `seq` tokens."""
@@ -137,7 +137,7 @@ def build_reference(source: str, num_labels: int, seed: int, device: torch.devic
 
 def build_product(model_name: str, mode: str, bottleneck: int, num_labels: int, seed: int,
                   device: torch.device) -> Contender:
-    """A mode built as `ftcli train` builds it; its step is `train.train_step`, the loop's own."""
+    """A mode built as `ftcli train` builds it; its step is `training.loop.train_step`, the loop's own."""
     cfg = TrainConfig()
     seed_everything(seed)
     backbone = load_backbone(ModelConfig(name=model_name), num_labels)

@@ -1,14 +1,14 @@
 """`ftcli bench`: training/evaluation throughput, peak memory and MFU of each tuning mode.
 
-Every mode is built the product's way (`models.load_backbone` + `methods.apply_method` +
-`train.make_optimizer` + `train.make_scheduler`) and each timed training step is the loop's own
-`train.train_step` (forward, accelerate's backward, clipping, AdamW, scheduler), measured next to a
-REFERENCE: the plain Hugging Face loop (`AutoModelForSequenceClassification` from the same weights,
-everything trainable, `loss.backward(); AdamW.step(); zero_grad()`). Timed steps are interleaved
-round-robin over the contenders in one process, so a slow spell of the machine hits all of them
-alike. Peak memory is measured in a fresh child process per contender (bench_measure.memory_child).
-The contenders and their inputs are built in bench_contenders.py. See benchmarks/README.md for the
-formulas.
+Every mode is built the product's way (`models.load_backbone` + `methods.predicate.apply_method` +
+`training.optim.make_optimizer` + `make_scheduler`) and each timed training step is the loop's own
+`training.loop.train_step` (forward, the objective's loss, accelerate's backward, clipping, AdamW,
+scheduler), measured next to a REFERENCE: the plain Hugging Face loop
+(`AutoModelForSequenceClassification` from the same weights, everything trainable, `loss.backward();
+AdamW.step(); zero_grad()`). Timed steps are interleaved round-robin over the contenders in one
+process, so a slow spell of the machine hits all of them alike. Peak memory is measured in a fresh
+child process per contender (measure.memory_child). The contenders and their inputs are built in
+contenders.py. See benchmarks/README.md for the formulas.
 """
 
 from __future__ import annotations

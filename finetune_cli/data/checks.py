@@ -21,7 +21,7 @@ from .task import Task, is_unlabeled, normalize_label
 class Split:
     """One split of a run: rows `indices` (in order; None = all) of `parent`, the checked rows of a
     source split (text columns + label id, an Arrow-backed `datasets.Dataset`). Validation carved
-    from train shares train's parent, so that one tokenization (batching.encode_split) serves both."""
+    from train shares train's parent, so that one tokenization (tokens.encode_split) serves both."""
 
     parent: Any  # datasets.Dataset
     key: str | None  # identifies the parent's content (source, split, task); None: not cacheable

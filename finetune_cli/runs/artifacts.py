@@ -18,16 +18,15 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
-from ..data.batches import collate
-
-from ..data.tokens import encode
 from ..config import RunConfig, config_from_dict
 from ..config_yaml import read_yaml
+from ..data.batches import collate
+from ..data.task import Task, task_spec
+from ..data.tokens import encode
 from ..errors import FtcliError, first_line
 from ..methods.predicate import Predicate, apply_method
 from ..models import load_backbone, name_labels
 from ..runs.folder import CONFIG_FILE, WEIGHTS_FILE, read_summary
-from ..data.task import Task, task_spec
 
 log = logging.getLogger(__name__)
 

@@ -123,7 +123,8 @@ def plot_learning_curves(runs: list[Run], folder: Path, metric: str = "accuracy"
         for run in chosen:
             mode = run.description.mode
             records = [m for m in run.metrics if m.value(metric) is not None]
-            epochs = [m.epoch if m.epoch_progress is None else m.epoch_progress for m in records]  # mid-epoch evaluations too
+            # mid-epoch evaluations too (records from before they existed have no epoch_progress)
+            epochs = [m.epoch if m.epoch_progress is None else m.epoch_progress for m in records]
             values = [100 * m.value(metric) for m in records]
             label = mode if mode not in seen else None
             seen.add(mode)

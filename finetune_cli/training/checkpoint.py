@@ -16,7 +16,7 @@ from safetensors.torch import save
 
 from ..errors import FtcliError, first_line
 from ..runs.folder import write_atomic
-from ..runs.records import EpochRecord
+from ..runs.records import EpochRecord, RecordError
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 
@@ -98,7 +98,7 @@ def load_checkpoint(path: Path, model: torch.nn.Module, is_trained, optimizer, s
         check_names(tensors, model, is_trained)
         check_shapes(tensors, model)
         return restore(meta, tensors, model, optimizer, scheduler)
-    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, RecordError) as e:
         reason = f"missing {e}" if isinstance(e, KeyError) else first_line(e)
         raise CheckpointError(f"{path}: does not fit this run ({reason}); {RESTART}") from None
 

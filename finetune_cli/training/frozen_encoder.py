@@ -70,10 +70,10 @@ def example_keys(batch: Batch) -> list[bytes]:
 
 
 class CachedClassifier(nn.Module):
-    """Stands in for the classifier in the loop: `forward(**batch)` returns `.loss` and `.logits`
-    like the Hugging Face model, but takes the frozen encoder's output from a cache keyed by the
-    example's tokens (filled on first sight, so epoch 1 runs the encoder and later epochs do not).
-    With `store=False` it recomputes every time: the uncached path the tests compare against."""
+    """Stands in for the classifier in the loop: `forward(**inputs)` returns `.logits` like the
+    Hugging Face model (the loss is the objective's), but takes the frozen encoder's output from a
+    cache keyed by the example's tokens (filled on first sight, so epoch 1 runs the encoder and
+    later epochs do not). With `store=False` it recomputes every time: the uncached path the tests compare against."""
 
     def __init__(self, model: nn.Module, cut: Cut, store: bool = True):
         super().__init__()

@@ -1,6 +1,6 @@
 """The one train/eval loop shared by every method and task type.
 
-The loop never looks at the method or the task: `methods.apply_method` has already frozen what must
+The loop never looks at the method or the task: `methods.predicate.apply_method` has already frozen what must
 not train (the optimizer gets exactly the parameters the method's predicate selected), and the task's
 objective turns logits and labels into the loss. Validation, the kept best state and early stopping
 are the Evaluator's (evaluate.py); the loop reads its `stop` flag.

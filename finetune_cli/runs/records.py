@@ -1,0 +1,178 @@
+"""What a run folder records, as typed values: one `EpochRecord` per evaluation (metrics.jsonl) and the
+`RunSummary` (summary.json). Both are written from these dataclasses and read back into them; every
+record on disk carries `schema_version`.
+
+Version 1 is what ftcli wrote before records had a version (no `schema_version` key): the same keys,
+some of them absent in older folders (read back as None). A folder written by a newer ftcli
+(a higher version) is refused with one line instead of being half-understood.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import FtcliError
+
+SCHEMA_VERSION = 2  # 2: `schema_version` in summary.json and in every metrics.jsonl record
+UNVERSIONED = 1  # records written before they carried a version
+
+
+class RecordError(FtcliError):
+    """A record that this ftcli cannot read (e.g. written by a newer one)."""
+
+
+def read_version(data: dict[str, Any], where: str) -> int:
+    """The schema version of a record read from disk; a newer one than this ftcli's is refused."""
+    version = data.get("schema_version", UNVERSIONED)
+    if type(version) is not int or version < UNVERSIONED:  # bool is an int subclass: refused too
+        raise RecordError(f"{where}: schema_version {version!r} is not a version (1, 2, ...)")
+    if version > SCHEMA_VERSION:
+        raise RecordError(f"{where}: schema_version {version!r} is newer than this ftcli reads "
+                          f"({SCHEMA_VERSION}); upgrade finetune-cli to read it")
+    return version
+
+
+def known_fields(kind: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The keys of `data` that are fields of the dataclass `kind` (a field it lacks is left out)."""
+    return {f.name: data[f.name] for f in dataclasses.fields(kind) if f.name in data}
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One evaluation on validation during training: a line of metrics.jsonl. At an epoch's end it
+    also has that epoch's throughput (the four fields after `val_confusion_matrix`); a mid-epoch
+    evaluation (train.eval_every_steps) leaves them None."""
+
+    epoch: int  # the epoch it was made in (in progress, for a mid-epoch one)
+    train_loss: float  # mean training loss of the epoch so far
+    val_loss: float
+    val_accuracy: float
+    step: int | None = None  # the optimizer step (None: recorded before evaluations had steps)
+    epoch_progress: float | None = None  # epochs done, e.g. 1.5 halfway through the second
+    val_macro_f1: float | None = None  # None: recorded before macro-F1 was measured
+    val_per_class: list[dict[str, Any]] | None = None  # {precision, recall, f1, support} per label
+    val_confusion_matrix: list[list[int]] | None = None  # [true][predicted]; None above 100 labels
+    train_seconds: float | None = None  # the epoch's training time (evaluation excluded)
+    train_examples_per_s: float | None = None
+    pad_ratio: float | None = None  # tokens computed / real tokens over the epoch's batches
+    learning_rate_end: float | None = None
+    evals_without_improvement: int = 0  # evaluations in a row without a better select_metric
+
+    @property
+    def at_epoch_end(self) -> bool:
+        return self.train_seconds is not None
+
+    def value(self, metric: str) -> float | None:
+        """Its validation value of a `train.select_metric` (loss, accuracy, macro_f1)."""
+        return getattr(self, f"val_{metric}")
+
+    def to_json(self) -> dict[str, Any]:
+        """Its metrics.jsonl line: schema_version first; unset optional fields left out, as before."""
+        out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is not None or f.default is not None:
+                out[f.name] = value
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], where: str = "metrics.jsonl") -> EpochRecord:
+        read_version(data, where)
+        try:
+            return cls(**known_fields(cls, data))
+        except TypeError as e:  # a required field missing
+            raise RecordError(f"{where}: not an evaluation record ({e})") from None
+
+
+@dataclass(frozen=True)
+class RunDescription:
+    """What a run is, known before training: the first half of its summary.json."""
+
+    dataset: str
+    mode: str
+    bottleneck: int | None  # for the methods sized by method.bottleneck
+    model: str
+    backbone_sha256: str | None
+    trainable_params: int
+    total_params: int
+    backbone_params: int | None
+    trainable_pct: float
+    seed: int
+    epochs: int
+    data_source: str | None
+    data_sizes: dict[str, int] | None
+    label_names: list[str] | None  # label id i is label_names[i] (inferred from train when not configured)
+    data_notes: list[str] | None  # what was done to the source: rows without a gold label dropped, splits carved
+    data_cache: dict[str, str] | None  # checked rows (Arrow sources) and tokenized splits: hit | miss | off
+    versions: dict[str, str] | None
+    task_type: str = "single_label"  # the objective's name (data/objective.py)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a completed run measured: the second half of its summary.json."""
+
+    select_metric: str | None  # what picked the best evaluation on validation (None: recorded before it existed)
+    best_epoch: int  # the epoch of the best evaluation (in progress, for a mid-epoch one)
+    best_step: int | None  # its optimizer step (None: a run recorded before evaluations had steps)
+    epochs_completed: int  # fewer than `epochs` when train.early_stopping_patience stopped the run
+    best_val_loss: float
+    best_val_accuracy: float
+    best_val_macro_f1: float | None  # None in runs recorded before macro-F1 was measured (and below)
+    inference_accuracy: float  # on the test split, of the model reloaded from the run folder
+    inference_macro_f1: float | None  # the same model and split
+    test_loss: float | None
+    test_per_class: list[dict[str, Any]] | None  # {precision, recall, f1, support} per label, label_names order
+    test_confusion_matrix: list[list[int]] | None  # [true label][predicted label] -> test examples
+    train_seconds: float
+    train_examples_per_s: float
+    wall_seconds: float | None
+    peak_memory_mb: float | None
+    peak_memory_method: str | None
+    device: str | None
+    num_processes: int | None
+    trained_file_bytes: int | None
+    pad_ratio: float | None
+    cached_features: str | None
+
+    def value(self, key: str) -> Any:
+        """An outcome field by name (compare's columns)."""
+        return getattr(self, key)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A run's summary.json: `running` (description only), then `completed` (with its outcome), or
+    `interrupted` / `failed` (with the error)."""
+
+    name: str
+    status: str
+    description: RunDescription
+    outcome: RunOutcome | None = None
+    error: str | None = None
+    schema_version: int = SCHEMA_VERSION  # of the file it was read from (written: always the current one)
+
+    def to_json(self) -> dict[str, Any]:
+        """summary.json: one flat mapping, schema_version first, keys in this order."""
+        out = {"schema_version": SCHEMA_VERSION, "name": self.name, "status": self.status,
+               **dataclasses.asdict(self.description)}
+        if self.outcome is not None:
+            out.update(dataclasses.asdict(self.outcome))
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], where: str = "summary.json") -> RunSummary:
+        """A summary read back from disk (a field it lacks is None; a newer schema is refused)."""
+        version = read_version(data, where)
+
+        def part(kind: type) -> Any:
+            fields = dataclasses.fields(kind)
+            return kind(**{f.name: data.get(f.name, f.default if f.default is not dataclasses.MISSING else None)
+                           for f in fields})
+
+        outcome = part(RunOutcome) if data.get("status") == "completed" else None
+        return cls(data.get("name"), data.get("status"), part(RunDescription), outcome, data.get("error"), version)

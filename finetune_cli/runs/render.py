@@ -1,0 +1,98 @@
+"""Compare rows drawn: the terminal's rich table, and markdown, CSV or JSON text."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from rich.table import Table
+
+from .compare import value_order
+
+SHORT = {"accuracy": "acc", "macro_f1": "macro-F1"}  # metric names in column headers
+
+
+def metric_columns(metric: str) -> list[tuple[str, Any]]:
+    """The table's columns (header, renderer); the validation and test columns show `metric`."""
+    return [
+        ("name", lambda r: r["name"] + (f" (n={r['n']})" if r["n"] > 1 else "")),
+        ("dataset", lambda r: r["dataset"]),
+        ("mode", lambda r: r["mode"]),
+        ("m", lambda r: "-" if r["bottleneck"] is None else str(r["bottleneck"])),
+        ("trained params (% of backbone)", lambda r: f"{r['trainable_params']:,} ({r['backbone_pct']:.2f}%)"),
+        ("best val loss", lambda r: _pm(r, "best_val_loss", 4)),
+        (f"best val {SHORT[metric]}", lambda r: _pm(r, f"best_val_{metric}", 4)),
+        (f"inference {SHORT[metric]}", lambda r: _pm(r, f"inference_{metric}", 4)),
+        ("vs full (pts)", lambda r: "-" if r["diff_to_full"] is None else f"{r['diff_to_full']:+.2f}"),
+        ("epochs", lambda r: str(r["epochs"])),
+        ("train s", lambda r: _pm(r, "train_seconds", 1)),
+        ("train ex/s", lambda r: _pm(r, "train_examples_per_s", 1)),
+        ("peak MB", lambda r: _pm(r, "peak_memory_mb", 0)),
+        ("data", lambda r: f"{r['data_source']} ({r['data_sizes']['train']}/{r['data_sizes']['validation']}/"
+                           f"{r['data_sizes']['test']})"),
+    ]
+
+
+def _best_of_cell(row: dict) -> str:
+    """`learning_rate=0.0001 (of 3: val 0.8790/0.8840/0.8610)`: the chosen setting and every candidate's
+    mean validation value of the row's metric, in the order of the values."""
+    chosen = ", ".join(f"{k.rsplit('.', 1)[-1]}={_value_text(v)}" for k, v in row["best_of"].items())
+    ordered = sorted(row["candidates"], key=lambda c: value_order(c["values"]))
+    key = f"best_val_{row['metric']}"
+    scores = "/".join("-" if c[key] is None else f"{c[key]:.4f}" for c in ordered)
+    return f"{chosen} (of {len(ordered)}: val {scores})"
+
+
+def _value_text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def columns(rows: list[dict], metric: str = "accuracy") -> list[tuple[str, Any]]:
+    """The table's columns: with --best-of, the chosen setting follows the mode."""
+    shown = metric_columns(metric)
+    if not any("best_of" in r for r in rows):
+        return shown
+    at = [h for h, _ in shown].index("m") + 1
+    return [*shown[:at], (f"best of (mean val {SHORT[metric]} per value)", _best_of_cell), *shown[at:]]
+
+
+def _pm(row: dict, metric: str, digits: int) -> str:
+    if row[metric] is None:
+        return "-"
+    text = f"{row[metric]:.{digits}f}"
+    return text if row[metric + "_sem"] is None else f"{text} ± {row[metric + '_sem']:.{digits}f}"
+
+
+def render_text(rows: list[dict], fmt: str, metric: str = "accuracy") -> str:
+    """Markdown, CSV or JSON text of the compare rows (JSON and CSV hold accuracy and macro-F1 both;
+    markdown, as the table, shows `metric`)."""
+    if fmt == "json":
+        return json.dumps(rows, indent=2)
+    shown = columns(rows, metric)
+    cells = [[render(r) for _, render in shown] for r in rows]
+    headers = [h for h, _ in shown]
+    if fmt == "csv":  # flat columns only; --best-of's chosen values as `best_of.<dotted key>`
+        flat = [{**{k: v for k, v in r.items() if k not in ("runs", "seeds", "data_sizes", "candidates", "best_of")},
+                 **{f"best_of.{k}": v for k, v in (r.get("best_of") or {}).items()}} for r in rows]
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(flat[0]) if flat else [], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(flat)
+        return out.getvalue()
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(c) + " |" for c in cells]
+    return "\n".join(lines) + "\n"
+
+
+def render_table(rows: list[dict], title: str, metric: str = "accuracy") -> Table:
+    """A rich Table of the compare rows (for the terminal)."""
+    table = Table(title=title)
+    shown = columns(rows, metric)
+    for header, _ in shown:
+        table.add_column(header, justify="left" if header in ("name", "dataset", "mode", "data") else "right",
+                         overflow="fold")
+    for row in rows:
+        table.add_row(*(render(row) for _, render in shown))
+    return table
