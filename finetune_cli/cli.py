@@ -22,7 +22,7 @@ from rich.markup import escape
 from . import __version__
 from .errors import ConfigError, FtcliError
 from .methods.registry import METHODS, names_where
-from .runs.compare import SORT_KEYS
+from .runs.compare import COMPARE_METRICS, SORT_KEYS
 
 app = typer.Typer(
     name="ftcli", no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode="rich",
@@ -160,9 +160,7 @@ def sweep(
         raise FtcliError(f"some runs of {plan.name} failed (see their summary.json); rerun to retry them")
 
 
-class Metric(str, Enum):
-    accuracy = "accuracy"
-    macro_f1 = "macro_f1"
+Metric = Enum("Metric", {m: m for m in COMPARE_METRICS}, type=str)  # the task types' compare metrics
 
 
 class Format(str, Enum):

@@ -129,3 +129,17 @@ def test_a_checkpoint_written_before_records_had_a_version_resumes_to_the_uninte
         [{k: v for k, v in m.to_json().items() if k not in timings} for m in whole.metrics]
     assert resumed.best_state.keys() == whole.best_state.keys()
     assert all(torch.equal(resumed.best_state[n], whole.best_state[n]) for n in whole.best_state)
+
+
+def test_compare_asks_the_runs_objective_which_metrics_it_has(tmp_path, fresh_run):
+    from finetune_cli.data.objective import OBJECTIVES, SINGLE_LABEL
+    from finetune_cli.runs.compare import COMPARE_METRICS
+
+    assert SINGLE_LABEL.compare_metrics == COMPARE_METRICS and set(OBJECTIVES) == {"single_label"}
+    folder = tmp_path / "runs" / "other_task"
+    shutil.copytree(fresh_run, folder)
+    summary = json.loads((folder / "summary.json").read_text())
+    (folder / "summary.json").write_text(json.dumps({**summary, "task_type": "ranking"}))
+    result = ftcli("compare", tmp_path / "runs")
+    assert result.exit_code == 1
+    assert f"skipped {folder}: task type 'ranking' is unknown to this ftcli; upgrade finetune-cli" in result.stderr

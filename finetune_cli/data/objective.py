@@ -1,7 +1,8 @@
 """The objective of a task: what its labels are as tensors, the loss, the predictions, and how a split
-is scored. The loop, evaluation, predict, export and compare ask the task's objective and never
-branch on the kind of task, so a new task type (multi-label, regression) is one more Objective here
-plus tests. Single-label classification is the one implemented today.
+is scored. The loop, evaluation, predict, export and compare (which metrics a run's `task_type` has)
+ask the task's objective and never branch on the kind of task, so a new task type (multi-label,
+regression) is one more Objective here plus tests. Single-label classification is the one
+implemented today.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class Objective:
     name: str  # recorded in summary.json as `task_type`
     problem_type: str  # transformers' `config.problem_type` of the exported model
     select_metrics: tuple[str, ...]  # what train.select_metric may name
+    compare_metrics: tuple[str, ...]  # what `ftcli compare --metric` may show (recorded on validation and test)
 
     def label_feature(self) -> Any:
         """The `datasets` feature of the checked label column."""
@@ -53,6 +55,7 @@ class SingleLabel(Objective):
     name: str = "single_label"
     problem_type: str = "single_label_classification"
     select_metrics: tuple[str, ...] = ("accuracy", "macro_f1", "loss")
+    compare_metrics: tuple[str, ...] = ("accuracy", "macro_f1")
 
     def label_feature(self) -> Any:
         import datasets  # lazy: ~0.6 s to import, and compare imports this module

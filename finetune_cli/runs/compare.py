@@ -13,10 +13,12 @@ from typing import Any
 
 from ..config import RunConfig, config_from_dict, config_to_dict
 from ..data.metrics import METRIC_TEXT
+from ..data.objective import OBJECTIVES
 from ..errors import ConfigError, FtcliError
 from .read import Run, load_runs
 
-COMPARE_METRICS = ("accuracy", "macro_f1")  # `ftcli compare --metric`: what is shown, selected on, plotted
+# `ftcli compare --metric`: what is shown, selected on, plotted; each task type's objective says which it has
+COMPARE_METRICS = tuple(dict.fromkeys(m for o in OBJECTIVES.values() for m in o.compare_metrics))
 
 
 def normalized(config: dict) -> dict:
@@ -190,15 +192,29 @@ def split_by_metric(runs: list[Run], metric: str) -> tuple[list[Run], list[tuple
     """The runs that recorded `metric` on the test split, and the others with the reason: a run from
     before macro-F1 was measured is left out rather than shown as a hole or mixed into means (every
     run has its test accuracy, a required field)."""
-    reason = (f"no {METRIC_TEXT[metric]} recorded (a run from before ftcli measured it); "
-              "it is compared under --metric accuracy")
     has, lacking = [], []
     for run in runs:
-        if run.outcome.value(f"inference_{metric}") is not None:
+        reason = metric_missing(run, metric)
+        if reason is None:
             has.append(run)
         else:
             lacking.append((run.path, reason))
     return has, lacking
+
+
+def metric_missing(run: Run, metric: str) -> str | None:
+    """Why a run cannot be compared by `metric` (None: it can): its task type has no such metric
+    (or is unknown to this ftcli), or it was recorded before ftcli measured it."""
+    task_type = run.description.task_type
+    objective = OBJECTIVES.get(task_type)
+    if objective is None:
+        return f"task type {task_type!r} is unknown to this ftcli; upgrade finetune-cli to compare it"
+    if metric not in objective.compare_metrics:
+        return f"a {task_type} run has no {METRIC_TEXT[metric]} (it has: {', '.join(objective.compare_metrics)})"
+    if run.outcome.value(f"inference_{metric}") is None:
+        return (f"no {METRIC_TEXT[metric]} recorded (a run from before ftcli measured it); "
+                "it is compared under --metric accuracy")
+    return None
 
 
 def group_name(members: list[Run]) -> str:
