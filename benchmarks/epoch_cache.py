@@ -52,7 +52,7 @@ def run_one(mode: str, cache: bool, args: argparse.Namespace) -> dict:
     return {
         "train_seconds": [r.train_seconds for r in records],
         "epoch_wall_seconds": [b - a for a, b in zip(stamps, stamps[1:], strict=False)],
-        "val_accuracy": [r.val_accuracy for r in records], "val_loss": [r.val_loss for r in records],
+        "val_accuracy": [r.value("accuracy") for r in records], "val_loss": [r.val_loss for r in records],
         "cached_features": out.cached_features, "trainable_params": exp.counts.trainable,
     }
 

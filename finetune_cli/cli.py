@@ -108,10 +108,21 @@ def train(
     cfg = load_config(config, overrides)
     summary = train_from_config(cfg, config, runs_dir, overwrite, err, resume)
     if distributed_state().is_main_process:  # one line, not one per process
-        outcome = summary.outcome
-        macro_f1 = "" if outcome.inference_macro_f1 is None else f" | macro-F1 {outcome.inference_macro_f1:.4f}"
-        out.print(f"inference accuracy (test, best epoch {outcome.best_epoch}): "
-                  f"{outcome.inference_accuracy:.4f}{macro_f1} | run folder: {runs_dir / summary.name}", soft_wrap=True)
+        out.print(result_line(summary, runs_dir), soft_wrap=True)
+
+
+def result_line(summary, runs_dir: Path) -> str:
+    """`inference accuracy (test, best epoch 2): 0.8920 | macro-F1 0.8916 | ... | run folder: ...`:
+    the metric the run was selected by first, then the task type's other test scores."""
+    from .data.metrics import score_text
+
+    outcome = summary.outcome
+    scores = dict(outcome.test_scores)
+    first = outcome.select_metric if outcome.select_metric in scores else next(iter(scores))
+    head = score_text(first, scores.pop(first)).split(" ")
+    rest = "".join(f" | {score_text(m, v)}" for m, v in scores.items())
+    return (f"inference {' '.join(head[:-1])} (test, best epoch {outcome.best_epoch}): {head[-1]}{rest} | "
+            f"run folder: {runs_dir / summary.name}")
 
 
 class Launcher(str, Enum):
@@ -188,9 +199,10 @@ def compare(
         "--best-of", metavar="KEYS", help="Comma-separated config keys (e.g. train.learning_rate): per data set, "
         "mode and other settings keep the value with the best mean validation --metric; report its test.")] = None,
     metric: Annotated[Metric, typer.Option(help="What the validation/test columns show, --best-of selects on, "
-                                                "'vs full' and the figures measure (json and csv hold both). "
-                                                "Runs without macro-F1 are skipped under macro_f1.")]
-        = Metric.accuracy,
+                                                "'vs full' and the figures measure (json and csv hold every "
+                                                "score). auto: each run's select_metric (or its task type's "
+                                                "first). Runs without the metric are skipped, with the reason.")]
+        = Metric.auto,
 ) -> None:
     """One row per run; runs differing only by seed are grouped (mean ± SEM, n)."""
     from .runs.compare import compare_runs, parse_best_of

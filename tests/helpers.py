@@ -36,8 +36,9 @@ def tiny_config(mode: str = "layerwise", **sections) -> dict:
 def scripted(accuracy: float, loss: float | None = None, macro_f1: float | None = None) -> Evaluation:
     """An evaluation with the given scores (what a test scripts `train.evaluate` to return); the loss
     and macro-F1 default to values that rank evaluations the same way as the accuracy."""
-    return Evaluation(loss=1.0 - accuracy if loss is None else loss, accuracy=accuracy,
-                      macro_f1=accuracy if macro_f1 is None else macro_f1, per_class=(), confusion_matrix=[])
+    return Evaluation(loss=1.0 - accuracy if loss is None else loss,
+                      scores={"accuracy": accuracy, "macro_f1": accuracy if macro_f1 is None else macro_f1},
+                      per_class=(), confusion_matrix=[])
 
 
 runner = CliRunner()

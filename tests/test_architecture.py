@@ -22,7 +22,7 @@ RANKS = {
     "finetune_cli.models": 1,
     # the bottom: typed config, errors, and the method catalogue (torch-free records the config's
     # allowed modes come from; what a method *does* lives in the rest of methods/)
-    "finetune_cli.config": 0, "finetune_cli.config_yaml": 0, "finetune_cli.errors": 0,
+    "finetune_cli.config": 0, "finetune_cli.config_schema": 0, "finetune_cli.config_yaml": 0, "finetune_cli.errors": 0,
     "finetune_cli.methods.registry": 0,
     "finetune_cli": 0,  # __init__: the version
 }

@@ -95,7 +95,7 @@ def test_training_with_the_cache_equals_the_uncached_path(monkeypatch, mode):
     assert out.cached_features == {"top": "cls", "head": "pooled"}[mode]
     for a, b in zip(cached_records, plain_records, strict=True):
         for key in ("train_loss", "val_loss", "val_accuracy"):
-            assert getattr(a, key) == pytest.approx(getattr(b, key), rel=1e-6, abs=1e-7), key
+            assert a.to_json()[key] == pytest.approx(b.to_json()[key], rel=1e-6, abs=1e-7), key
     for name in plain_state:
         torch.testing.assert_close(cached_state[name], plain_state[name], rtol=1e-5, atol=1e-6)
     # 48 train + 16 validation examples, 3 epochs: the cache ran the encoder once per example,
@@ -130,4 +130,4 @@ def test_a_cached_run_resumes_to_the_metrics_of_an_uninterrupted_one(tmp_path):
     assert [r.epoch for r in resumed] == [2, 3]
     for a, b in zip(whole[1:], resumed, strict=True):
         for key in ("train_loss", "val_loss", "val_accuracy"):
-            assert getattr(a, key) == pytest.approx(getattr(b, key), rel=1e-6, abs=1e-7), key
+            assert a.to_json()[key] == pytest.approx(b.to_json()[key], rel=1e-6, abs=1e-7), key

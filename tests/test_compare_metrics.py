@@ -126,7 +126,7 @@ def test_confusion_matrices_of_runs_with_the_same_folder_name_do_not_overwrite(k
 def test_an_old_summary_without_the_new_fields_still_loads(known_runs):
     assert not set(NEW_FIELDS) & set(json.loads((known_runs / OLD / "summary.json").read_text()))
     outcome = read_run(known_runs / OLD).outcome
-    assert outcome.inference_accuracy == 0.65 and outcome.inference_macro_f1 is None
+    assert outcome.test_scores.get("accuracy") == 0.65 and outcome.test_scores.get("macro_f1") is None
     assert outcome.test_confusion_matrix is None and outcome.select_metric is None
 
 

@@ -98,7 +98,8 @@ def broken_copy(one_run: Path, root: Path, summary: dict | None = None, drop: tu
 @pytest.mark.parametrize(("edit", "reason"), [
     ({"drop": ("dataset",)}, "summary.json: dataset: missing"),
     ({"drop": ("seed",)}, "summary.json: seed: missing"),
-    ({"summary": {"inference_accuracy": "0.5"}}, "summary.json: inference_accuracy: got '0.5', expected a number"),
+    ({"summary": {"inference_accuracy": "0.5"}},
+     "summary.json: inference_accuracy: got '0.5', expected a number or null"),
     ({"summary": {"backbone_params": 0}}, "summary.json: backbone_params: got 0, expected a positive integer"),
     ({"summary": {"dataset": 5}}, "summary.json: dataset: got 5, expected a string"),
     ({"summary": {"mode": None}}, "summary.json: mode: got None, expected a string"),
@@ -106,8 +107,8 @@ def broken_copy(one_run: Path, root: Path, summary: dict | None = None, drop: tu
     ({"summary": {"seed": True}}, "summary.json: seed: got True, expected an integer"),
     ({"config": "extra: !!set {a, b}\n"}, "config.yaml: holds a value that is not plain data (set)"),
     ({"config": "extra: !!binary aGk=\n"}, "config.yaml: holds a value that is not plain data (bytes)"),
-    ({"metrics": "42\n"}, "metrics.jsonl: line 2: expected an object with epoch and val_accuracy, got 42"),
-    ({"metrics": '{"epoch": 2}\n'}, "metrics.jsonl: line 2: expected an object with epoch and val_accuracy"),
+    ({"metrics": "42\n"}, "metrics.jsonl: line 2: expected an object with epoch and val_loss, got 42"),
+    ({"metrics": '{"epoch": 2}\n'}, "metrics.jsonl: line 2: expected an object with epoch and val_loss"),
 ], ids=["no_dataset", "no_seed", "accuracy_text", "backbone_0", "dataset_int", "mode_null", "sizes_null",
         "seed_bool", "config_set", "config_binary", "metrics_number", "metrics_no_val_accuracy"])
 def test_compare_skips_a_run_whose_records_are_malformed(one_run, tmp_path, edit, reason):

@@ -40,7 +40,7 @@ def test_a_run_folder_of_the_unversioned_format_reads_as_version_1():
     run = read_run(V1_RUNS / "imdb_layerwise")
     assert run.summary.schema_version == UNVERSIONED and run.description.mode == "layerwise"
     assert run.description.task_type == "single_label"  # the one task type there was
-    assert run.outcome.inference_accuracy == 0.5 and run.outcome.best_step == 3
+    assert run.outcome.test_scores.get("accuracy") == 0.5 and run.outcome.best_step == 3
     assert [(m.epoch, m.step, m.at_epoch_end) for m in run.metrics] == [
         (1, 3, False), (1, 4, True), (2, 6, False), (2, 8, True)]
 
@@ -135,7 +135,8 @@ def test_compare_asks_the_runs_objective_which_metrics_it_has(tmp_path, fresh_ru
     from finetune_cli.data.objective import OBJECTIVES, SINGLE_LABEL
     from finetune_cli.runs.compare import COMPARE_METRICS
 
-    assert SINGLE_LABEL.compare_metrics == COMPARE_METRICS and set(OBJECTIVES) == {"single_label"}
+    assert ("auto", *dict.fromkeys(m for o in OBJECTIVES.values() for m in o.compare_metrics)) == COMPARE_METRICS
+    assert set(SINGLE_LABEL.compare_metrics) < set(COMPARE_METRICS)
     folder = tmp_path / "runs" / "other_task"
     shutil.copytree(fresh_run, folder)
     summary = json.loads((folder / "summary.json").read_text())

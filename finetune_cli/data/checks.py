@@ -6,15 +6,15 @@ the row that has the odd one."""
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import DataError, short_repr
 from .cache import CACHE_VERSION, cache_path, cached_map, digest
 from .files import Rows, csv_problem, file_type
+from .objective import normalize_label
 from .sources import RawSplit
-from .task import Task, is_unlabeled, normalize_label
+from .task import Task, is_unlabeled
 
 
 @dataclass(frozen=True)
@@ -45,56 +45,17 @@ def unicode_problem(text: str) -> str | None:
     return None
 
 
-def names_text(spec: Task) -> str:
-    """The label names for a message: all of them, or the first ten of many."""
-    shown = ", ".join(spec.label_names[:10])
-    return shown + (f", … ({spec.num_labels} in all)" if spec.num_labels > 10 else "")
-
-
-@functools.lru_cache(maxsize=64)
-def label_lookup(spec: Task) -> dict[Any, int]:
-    """Label value -> id of a task whose labels are names (bools excluded by the caller: True == 1)."""
-    return {v: i for i, v in enumerate(spec.label_values)}
-
-
-def label_id(label: Any, spec: Task, at: str) -> int:
-    """The id of one label value, or a DataError naming the row (`at`)."""
-    label = normalize_label(label)
-    n = spec.num_labels
-    ok_id = isinstance(label, int) and not isinstance(label, bool) and 0 <= label < n
-    if spec.ids_only:  # the presets: labels are ids, as in their Hub copies
-        if ok_id:
-            return label
-        hint = ""
-        if isinstance(label, str) and label in spec.label_names:
-            hint = f"; labels are ids: write {spec.label_names.index(label)} for {label!r}"
-        raise DataError(f"{at}: label {short_repr(label)} is not in 0..{n - 1} ({names_text(spec)}){hint}")
-    if label is None:
-        raise DataError(f"{at}: no label (the {spec.label_field!r} column is empty here)")
-    if not isinstance(label, bool):
-        try:
-            return label_lookup(spec)[label]
-        except (KeyError, TypeError):  # TypeError: an unhashable value such as a list
-            pass
-    if spec.labels_inferred:
-        raise DataError(f"{at}: label {short_repr(label)} does not occur in train (labels: {names_text(spec)})")
-    if ok_id:  # with label_names given, a label may also be its id
-        return label
-    raise DataError(f"{at}: label {short_repr(label)} is not one of data.label_names ({names_text(spec)}) "
-                    f"nor an id 0..{n - 1}")
-
-
 def check_batch(batch: dict[str, list], indices: list[int], spec: Task, where: str) -> dict[str, list]:
     """Check a batch of rows (columns of equal length; `indices`: their 0-based row numbers) and return
-    its usable rows: text columns + `label` (the id). Rows whose label is a "no gold label" marker are
-    dropped."""
+    its usable rows: text columns + `label` (as the task's objective keeps it: an id, indicators or a
+    number). Rows whose label is a "no gold label" marker are dropped."""
     out: dict[str, list] = {f: [] for f in (*spec.text_fields, "label")}
-    labels = batch[spec.label_field]
     for j, row in enumerate(indices):
         at = f"{where}: row {row + 1}"
-        if is_unlabeled(labels[j], spec):
+        value = label_value(batch, j, spec, at)
+        if is_unlabeled(value, spec):
             continue
-        label = label_id(labels[j], spec, at)
+        label = spec.objective.encode_label(value, spec, at)
         for k in spec.text_fields:
             text = batch[k][j]
             if not isinstance(text, str) or not text.strip():
@@ -106,8 +67,23 @@ def check_batch(batch: dict[str, list], indices: list[int], spec: Task, where: s
     return out
 
 
+def label_value(batch: dict[str, list], j: int, spec: Task, at: str) -> Any:
+    """Row j's raw label: its label column's value, or (several 0/1 label columns) the list of the
+    columns that hold 1."""
+    if not spec.label_columns:
+        return batch[spec.label_field][j]
+    chosen = []
+    for column in spec.label_columns:
+        flag = normalize_label(batch[column][j])
+        if isinstance(flag, bool) or flag not in (0, 1):
+            raise DataError(f"{at}: label column {column!r} holds {short_repr(flag)}; expected 0 or 1")
+        if flag == 1:
+            chosen.append(column)
+    return chosen
+
+
 def needed_columns(spec: Task) -> tuple[str, ...]:
-    return (*spec.text_fields, spec.label_field)
+    return (*spec.text_fields, *(spec.label_columns or (spec.label_field,)))
 
 
 def check_rows(rows: Rows, spec: Task, where: str) -> Any:
@@ -129,7 +105,7 @@ def checked_features(spec: Task) -> Any:
     import datasets  # lazy: ~0.6 s to import
 
     return datasets.Features({**{f: datasets.Value("string") for f in spec.text_fields},
-                              "label": spec.objective.label_feature()})
+                              "label": spec.objective.label_feature(spec.num_labels)})
 
 
 def check_arrow(ds: Any, spec: Task, where: str, key: str | None) -> tuple[Any, bool]:
@@ -148,7 +124,8 @@ def task_key(spec: Task) -> dict[str, Any]:
     """What about the task decides the checked rows (its name does not)."""
     return {"text": spec.text_fields, "label": spec.label_field, "names": spec.label_names,
             "values": [repr(v) for v in spec.label_values], "ids_only": spec.ids_only,
-            "inferred": spec.labels_inferred, "unlabeled": [repr(v) for v in spec.unlabeled]}
+            "inferred": spec.labels_inferred, "unlabeled": [repr(v) for v in spec.unlabeled],
+            "type": spec.objective.name, "columns": spec.label_columns, "separator": spec.label_separator}
 
 
 def check_split(raw: RawSplit, spec: Task, split: str) -> tuple[Split, int, bool]:
@@ -173,14 +150,23 @@ def check_split(raw: RawSplit, spec: Task, split: str) -> tuple[Split, int, bool
 
 def train_labels(raw: RawSplit, spec: Task) -> list[Any]:
     """The distinct label values of the raw train split (for label names to infer)."""
+    if spec.label_columns:
+        return []  # the label names are the columns' names
     if isinstance(raw.data, list):
-        values = []
-        for i, row in enumerate(raw.data, start=1):
-            value = row.get(spec.label_field)
-            if isinstance(value, (list, dict)):
-                raise DataError(f"{raw.where}: row {i}: label {short_repr(value)} is not text or an integer")
-            values.append(value)
-        return list(dict.fromkeys(values))
-    if spec.label_field not in raw.data.column_names:
+        values = [row.get(spec.label_field) for row in raw.data]
+    elif spec.label_field not in raw.data.column_names:
         return []  # reported, with the columns there are, by the check
-    return raw.data.unique(spec.label_field)
+    elif isinstance(raw.data.features[spec.label_field], (dict,)) or hasattr(raw.data.features[spec.label_field],
+                                                                             "feature"):
+        values = raw.data[spec.label_field]  # a list column (multi-label): lists are not hashable for unique()
+    else:
+        return raw.data.unique(spec.label_field)
+    for i, value in enumerate(values, start=1):
+        if isinstance(value, dict):
+            raise DataError(f"{raw.where}: row {i}: label {short_repr(value)} is not a label, a number or a list")
+    return list({hashable(v): v for v in values}.values())
+
+
+def hashable(value: Any) -> Any:
+    """A label value as a dict key (lists, the labels of a multi-label row, as tuples)."""
+    return tuple(hashable(v) for v in value) if isinstance(value, list) else value

@@ -50,8 +50,12 @@ def carve(part: Split, fraction: float, seed: int, what: str, where: str) -> tup
 
 
 def part_labels(part: Split) -> np.ndarray:
-    """The label ids of a split's rows, in order."""
-    labels = part.parent.data.column("label").to_numpy()  # the parent has no indices mapping of its own
+    """What subsets are stratified by, per row in order: the label id (single-label); nothing, so a
+    plain seeded sample, for indicator rows and numbers (multi-label, regression)."""
+    column = part.parent.data.column("label")  # the parent has no indices mapping of its own
+    import pyarrow as pa  # datasets' own dependency
+
+    labels = column.to_numpy() if pa.types.is_integer(column.type) else np.zeros(len(column), dtype=np.int64)
     return labels if part.indices is None else labels[np.asarray(part.indices, dtype=np.int64)]
 
 
@@ -69,18 +73,19 @@ def cap(part: Split, n: int | None, seed: int) -> Split:
     return pick(part, taken)
 
 
-def load_data(cfg: DataConfig, seed: int) -> LoadedData:
+def load_data(cfg: DataConfig, seed: int, threshold: float = 0.5) -> LoadedData:
     """The data path of a config: source -> raw splits -> task (its label space from train) ->
-    checked rows -> the three splits (missing ones carved from train), capped."""
+    checked rows -> the three splits (missing ones carved from train), capped. `threshold`:
+    train.threshold, a multi-label task's decision threshold."""
     spec = task_spec(cfg)
     raw, source = read_source(cfg, spec)
     if "train" not in raw:
         raise DataError(f"{source}: no {spec.split_names[0]!r} split found (splits there: "
                         f"{', '.join(sorted(raw)) or 'none'}; set data.splits)")
-    spec = with_labels(spec, train_labels(raw["train"], spec), raw["train"].where)
+    spec = with_labels(spec, train_labels(raw["train"], spec), raw["train"].where, threshold)
     parts, notes, cache = check_splits(raw, spec)
     notes += carve_missing(parts, cfg, seed, source, raw["train"].where)
-    for note in notes:
+    for note in [spec.decided, *notes] if spec.decided else notes:
         log.info("%s", note)
     parts = {"train": cap(parts["train"], cfg.max_train_samples, seed),
              "validation": cap(parts["validation"], cfg.max_eval_samples, seed),

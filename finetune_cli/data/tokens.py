@@ -60,11 +60,11 @@ def datasets_module():
     return datasets
 
 
-def encoded_features(labeled: bool, objective: Objective = SINGLE_LABEL) -> Any:
+def encoded_features(labeled: bool, objective: Objective = SINGLE_LABEL, num_labels: int = 0) -> Any:
     ds = datasets_module()
     columns = {"input_ids": ds.Sequence(ds.Value("int32")), "token_type_ids": ds.Sequence(ds.Value("int8")),
                "length": ds.Value("int32")}
-    return ds.Features({**columns, "label": objective.label_feature()} if labeled else columns)
+    return ds.Features({**columns, "label": objective.label_feature(num_labels)} if labeled else columns)
 
 
 def tokenize_batch(batch: dict[str, list], text_fields: tuple[str, ...], tokenizer: Any, max_length: int,
@@ -110,7 +110,8 @@ def encode(rows: Any, spec: Task, tokenizer: Any, max_length: int, labeled: bool
         if labeled:
             columns["label"] = [r["label"] for r in rows]
         rows = ds.Dataset.from_dict(columns)
-    table, state = cached_map(rows, tokenize_batch, cache, features=encoded_features(labeled, spec.objective),
+    features = encoded_features(labeled, spec.objective, spec.num_labels)
+    table, state = cached_map(rows, tokenize_batch, cache, features=features,
                               fn_kwargs={"text_fields": spec.text_fields, "tokenizer": tokenizer,
                                          "max_length": max_length, "labeled": labeled})
     return Encoded(table, labeled, state, spec.objective)

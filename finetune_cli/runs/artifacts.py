@@ -21,6 +21,7 @@ from torch import nn
 from ..config import RunConfig, config_from_dict
 from ..config_yaml import read_yaml
 from ..data.batches import collate
+from ..data.objective import OBJECTIVES, objective_for
 from ..data.task import Task, task_spec
 from ..data.tokens import encode
 from ..errors import FtcliError, first_line
@@ -71,7 +72,7 @@ def load_run_model(run_dir: Path) -> LoadedRun:
     tensors, meta = read_trained(run_dir / WEIGHTS_FILE)
     spec = run_task(run_dir, cfg, meta)
     torch.manual_seed(cfg.seed)  # new modules are overwritten below; seeding keeps loading deterministic
-    backbone = load_backbone(cfg.model, spec.num_labels)
+    backbone = load_backbone(cfg.model, spec.num_outputs)
     recorded = meta.get("backbone_sha256") or read_summary(run_dir).get("backbone_sha256")
     if recorded != backbone.sha256:
         raise ArtifactError(f"{run_dir}: the backbone {cfg.model.name!r} has different weights than at training "
@@ -94,16 +95,21 @@ def load_run_model(run_dir: Path) -> LoadedRun:
 
 
 def run_task(run_dir: Path, cfg: RunConfig, meta: dict[str, str]) -> Task:
-    """The task of a run, its label names as recorded (trained file, else summary): inferred names
-    are not in the config."""
+    """The task of a run, its task type and label names as recorded (trained file, else summary):
+    what was inferred from train is not in the config."""
     spec = task_spec(cfg.data)
-    if spec.label_names:
+    summary = read_summary(run_dir)
+    task_type = meta.get("task_type") or summary.get("task_type") or "single_label"  # older runs: single-label
+    if task_type not in OBJECTIVES:
+        raise ArtifactError(f"{run_dir}: task type {task_type!r} is unknown to this ftcli; upgrade finetune-cli")
+    spec = dataclasses.replace(spec, task_type=task_type, objective=objective_for(task_type, cfg.train.threshold))
+    if spec.label_names and task_type != "regression":
         return spec
     try:
-        names = json.loads(meta.get("label_names") or "null") or read_summary(run_dir).get("label_names")
+        names = json.loads(meta.get("label_names") or "null") or summary.get("label_names")
     except ValueError:
         names = None
-    if not isinstance(names, list) or len(names) < 2 or not all(isinstance(n, str) for n in names):
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise ArtifactError(f"{run_dir}: no label names recorded (trained file or summary.json)")
     return dataclasses.replace(spec, label_names=tuple(names), label_values=tuple(names))
 
@@ -135,7 +141,7 @@ def predict(run: LoadedRun, rows: list[dict], batch_size: int = 64) -> list[dict
         with torch.inference_mode():
             logits = run.model(**batch).logits  # [batch, outputs]
         out += [run.spec.objective.describe(row, run.label_names) for row in logits]
-    not_finite = sum(p["label"] is None for p in out)
+    not_finite = sum(None in p.values() for p in out)  # the label (set, value) where it is not finite
     if not_finite:
         log.warning("%d prediction(s) of run %s are not finite (NaN weights?); written as null", not_finite,
                     run.path.name)

@@ -12,13 +12,27 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig, config_from_dict, config_to_dict
-from ..data.metrics import METRIC_TEXT
+from ..data.metrics import LOWER_IS_BETTER, METRIC_TEXT
 from ..data.objective import OBJECTIVES
 from ..errors import ConfigError, FtcliError
 from .read import Run, load_runs
 
-# `ftcli compare --metric`: what is shown, selected on, plotted; each task type's objective says which it has
-COMPARE_METRICS = tuple(dict.fromkeys(m for o in OBJECTIVES.values() for m in o.compare_metrics))
+# `ftcli compare --metric`: what is shown, selected on, plotted; each task type's objective says which
+# it has. `auto`: each run's own headline, the metric it was selected by (its train.select_metric)
+# where that is a test score, else its task type's first.
+COMPARE_METRICS = ("auto", *dict.fromkeys(m for o in OBJECTIVES.values() for m in o.compare_metrics))
+
+
+def headline(run: Run) -> str:
+    """The metric `--metric auto` shows for a run."""
+    objective = OBJECTIVES.get(run.description.task_type, OBJECTIVES["single_label"])
+    chosen = run.outcome.select_metric
+    return chosen if chosen in objective.compare_metrics else objective.compare_metrics[0]
+
+
+def metric_of(metric: str):
+    """The metric shown for each run: `metric`, or with `auto` the run's headline."""
+    return headline if metric == "auto" else (lambda run: metric)
 
 
 def normalized(config: dict) -> dict:
@@ -85,7 +99,7 @@ class Candidate:
         return {"values": self.values, "n": len(self.runs), f"best_val_{self.metric}": self.val_mean}
 
 
-def select_best(runs: list[Run], keys: tuple[str, ...], metric: str = "accuracy"
+def select_best(runs: list[Run], keys: tuple[str, ...], metric: str = "auto"
                 ) -> tuple[list[Run], dict[Path, list[Candidate]]]:
     """Selection on validation (the paper's protocol): among runs that differ only in `keys` and seed,
     keep the setting of `keys` with the best mean validation value of `metric` over its seeds. Returns
@@ -95,8 +109,9 @@ def select_best(runs: list[Run], keys: tuple[str, ...], metric: str = "accuracy"
         groups.setdefault(group_key(run, keys), {}).setdefault(group_key(run), []).append(run)
     kept, candidates = [], {}
     for settings in groups.values():
-        found = [Candidate({k: config_value(members[0], k) for k in keys}, members, metric,
-                           mean_sem([m.outcome.value(f"best_val_{metric}") for m in members])[0])
+        shown = metric_of(metric)(next(iter(settings.values()))[0])  # one task: one metric per group
+        found = [Candidate({k: config_value(members[0], k) for k in keys}, members, shown,
+                           mean_sem([m.outcome.value(f"best_val_{shown}") for m in members])[0])
                  for members in settings.values()]
         # best validation first; ties go to the smaller values (e.g. the lower learning rate)
         found.sort(key=lambda c: (c.val_mean is None, -(c.val_mean or 0.0), value_order(c.values)))
@@ -114,11 +129,19 @@ def mean_sem(values: list[float | None]) -> tuple[float | None, float | None]:
     return mean, sem
 
 
-METRICS = ("best_val_loss", "best_val_accuracy", "best_val_macro_f1", "inference_accuracy", "inference_macro_f1",
-           "train_seconds", "train_examples_per_s", "peak_memory_mb")
+COSTS = ("train_seconds", "train_examples_per_s", "peak_memory_mb")
 
 
-def compare_rows(runs: list[Run], metric: str = "accuracy") -> list[dict[str, Any]]:
+def score_fields(members: list[Run]) -> list[str]:
+    """best_val_loss and the best_val_/inference_ scores of the runs' task type (null where a run
+    did not record one), then any other score they recorded."""
+    objective = OBJECTIVES.get(members[0].description.task_type, OBJECTIVES["single_label"])
+    found = [*objective.compare_metrics, *(m for r in members for m in (*r.outcome.best_val_scores,
+                                                                         *r.outcome.test_scores))]
+    return ["best_val_loss", *(f"{prefix}{m}" for prefix in ("best_val_", "inference_") for m in dict.fromkeys(found))]
+
+
+def compare_rows(runs: list[Run], metric: str = "auto") -> list[dict[str, Any]]:
     """One row per group of runs that differ only by seed: means, SEMs, n, diff to full FT in `metric`."""
     groups: dict[str, list[Run]] = {}
     for run in runs:
@@ -135,24 +158,24 @@ def compare_rows(runs: list[Run], metric: str = "accuracy") -> list[dict[str, An
             "epochs": s.epochs, "data_source": s.data_source,
             "data_sizes": s.data_sizes, "data_key": _data_key(members[0]),
         }
-        for field in METRICS:
+        for field in [*score_fields(members), *COSTS]:
             row[field], row[field + "_sem"] = mean_sem([m.outcome.value(field) for m in members])
+        row["metric"] = metric_of(metric)(members[0])  # what diff_to_full (and the candidates) measure
         rows.append(row)
-    shown = f"inference_{metric}"
-    for row in rows:  # points of `metric` against full fine-tuning on the same data and backbone
+    for row in rows:  # points of the row's metric against full fine-tuning on the same data and backbone
+        shown = f"inference_{row['metric']}"
         full = [r for r in rows if r["mode"] == "full" and r["data_key"] == row["data_key"]]
-        known = full and row[shown] is not None and full[0][shown] is not None
-        row["metric"] = metric  # what diff_to_full (and, with --best-of, the candidates) measure
+        known = full and row.get(shown) is not None and full[0].get(shown) is not None
         row["diff_to_full"] = 100 * (row[shown] - full[0][shown]) if known else None
     for row in rows:
         del row["data_key"]
     return sorted(rows, key=lambda r: (r["dataset"], r["mode"] != "full", r["mode"], r["bottleneck"] or 0, r["name"]))
 
 
-SORT_KEYS = ("dataset", "name", "mode", "inference_accuracy", "best_val_accuracy", "inference_macro_f1",
-             "best_val_macro_f1", "trainable_params", "train_seconds", "train_examples_per_s", "peak_memory_mb")
-DESCENDING = ("inference_accuracy", "best_val_accuracy", "inference_macro_f1", "best_val_macro_f1",
-              "train_examples_per_s")  # best first
+SCORES = tuple(f"{prefix}{m}" for m in COMPARE_METRICS[1:] for prefix in ("inference_", "best_val_"))
+SORT_KEYS = ("dataset", "name", "mode", *SCORES, "trainable_params", "train_seconds", "train_examples_per_s",
+             "peak_memory_mb")
+DESCENDING = (*(k for k in SCORES if not k.endswith(LOWER_IS_BETTER)), "train_examples_per_s")  # best first
 
 
 @dataclass
@@ -163,7 +186,7 @@ class Comparison:
 
 
 def compare_runs(runs_dir: Path, datasets: list[str] | None = None, modes: list[str] | None = None,
-                 sort: str = "dataset", best_of: tuple[str, ...] = (), metric: str = "accuracy") -> Comparison:
+                 sort: str = "dataset", best_of: tuple[str, ...] = (), metric: str = "auto") -> Comparison:
     """`ftcli compare`: the completed runs under `runs_dir`, filtered, (with `best_of`: reduced to the
     setting of those keys with the best validation value of `metric`), grouped by seed and sorted."""
     if sort not in SORT_KEYS:
@@ -184,7 +207,7 @@ def compare_runs(runs_dir: Path, datasets: list[str] | None = None, modes: list[
         row["best_of"] = found[0].values
         row["candidates"] = [c.to_json() for c in found]
     if sort != "dataset":  # compare_rows' own order is by data set
-        rows.sort(key=lambda r: (r[sort] is None, r[sort]), reverse=sort in DESCENDING)
+        rows.sort(key=lambda r: (r.get(sort) is None, r.get(sort)), reverse=sort in DESCENDING)
     return Comparison(rows, runs, skipped)
 
 
@@ -194,7 +217,7 @@ def split_by_metric(runs: list[Run], metric: str) -> tuple[list[Run], list[tuple
     run has its test accuracy, a required field)."""
     has, lacking = [], []
     for run in runs:
-        reason = metric_missing(run, metric)
+        reason = metric_missing(run, metric_of(metric)(run))
         if reason is None:
             has.append(run)
         else:

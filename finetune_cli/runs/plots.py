@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.metrics import METRIC_TEXT
+from ..data.metrics import METRIC_TEXT, PERCENT
 from ..methods.registry import METHODS
+from .compare import headline
 from .read import Run
 
 UNKNOWN_STYLE = ("tab:cyan", ".")  # colour and marker of a mode this ftcli does not know (a newer ftcli's run)
@@ -37,30 +38,46 @@ def pyplot():
     return plt
 
 
-def plot_accuracy_vs_params(rows: list[dict], folder: Path, metric: str = "accuracy") -> list[Path]:
-    """One PNG per data set: inference accuracy or macro-F1 (`metric`; mean ± SEM over seeds) against
-    trained parameters."""
+def row_metric(rows: list[dict], metric: str) -> str:
+    """The metric a data set's figure shows: `metric`, or with auto its rows' headline (one task)."""
+    return rows[0]["metric"] if metric == "auto" else metric
+
+
+def scaled(value: float, metric: str) -> float:
+    """A score as drawn: fractions in %, correlations and errors as they are."""
+    return 100 * value if metric in PERCENT else value
+
+
+def axis_text(metric: str) -> str:
+    return f"{METRIC_TEXT[metric]} (%)" if metric in PERCENT else METRIC_TEXT[metric]
+
+
+def plot_accuracy_vs_params(rows: list[dict], folder: Path, metric: str = "auto") -> list[Path]:
+    """One PNG per data set: the test `metric` (auto: the runs' headline; mean ± SEM over seeds)
+    against trained parameters."""
     plt = pyplot()
     written = []
     for dataset in sorted({r["dataset"] for r in rows}):
+        metric_here = row_metric([r for r in rows if r["dataset"] == dataset], metric)
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for mode in modes_of(rows):
             points = sorted((r for r in rows if r["dataset"] == dataset and r["mode"] == mode),
                             key=lambda r: r["trainable_params"])
             if not points:
                 continue
-            _draw_series(ax, mode, points, [r["trainable_params"] for r in points], metric)
+            _draw_series(ax, mode, points, [r["trainable_params"] for r in points], metric_here)
             for r in points:
-                if r["bottleneck"] is not None and len(points) > 1:
-                    ax.annotate(f"m={r['bottleneck']}", (r["trainable_params"], 100 * r[f"inference_{metric}"]),
+                value = r.get(f"inference_{metric_here}")
+                if r["bottleneck"] is not None and len(points) > 1 and value is not None:
+                    ax.annotate(f"m={r['bottleneck']}", (r["trainable_params"], scaled(value, metric_here)),
                                 textcoords="offset points", xytext=(4, -10), fontsize=7, color=style(mode)[0])
         written.append(_finish(plt, fig, ax, "trained parameters (count, log scale)",
-                               f"{TITLES.get(dataset, dataset)}: {METRIC_TEXT[metric]} vs trained parameters",
-                               folder / f"{metric}_vs_params_{dataset}.png", metric))
+                               f"{TITLES.get(dataset, dataset)}: {METRIC_TEXT[metric_here]} vs trained parameters",
+                               folder / f"{metric_here}_vs_params_{dataset}.png", metric_here))
     return written
 
 
-def plot_accuracy_vs_train_size(rows: list[dict], folder: Path, metric: str = "accuracy") -> list[Path]:
+def plot_accuracy_vs_train_size(rows: list[dict], folder: Path, metric: str = "auto") -> list[Path]:
     """One PNG per data set whose runs differ in training-set size: inference accuracy or macro-F1
     (`metric`; mean ± SEM over seeds) against the number of training examples, one line per mode (where
     adapters and full fine-tuning cross)."""
@@ -70,32 +87,36 @@ def plot_accuracy_vs_train_size(rows: list[dict], folder: Path, metric: str = "a
         chosen = [r for r in rows if r["dataset"] == dataset]
         if len({r["data_sizes"]["train"] for r in chosen}) < 2:
             continue
+        metric_here = row_metric(chosen, metric)
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for mode in modes_of(chosen):
             points = sorted((r for r in chosen if r["mode"] == mode), key=lambda r: r["data_sizes"]["train"])
             if points:
-                _draw_series(ax, mode, points, [r["data_sizes"]["train"] for r in points], metric)
+                _draw_series(ax, mode, points, [r["data_sizes"]["train"] for r in points], metric_here)
         written.append(_finish(plt, fig, ax, "training examples (log scale)",
-                               f"{TITLES.get(dataset, dataset)}: {METRIC_TEXT[metric]} vs training-set size",
-                               folder / f"{metric}_vs_train_size_{dataset}.png", metric))
+                               f"{TITLES.get(dataset, dataset)}: {METRIC_TEXT[metric_here]} vs training-set size",
+                               folder / f"{metric_here}_vs_train_size_{dataset}.png", metric_here))
     return written
 
 
 def _draw_series(ax, mode: str, points: list[dict], xs: list[float], metric: str) -> None:
-    """One mode's test accuracy or macro-F1 (%) at `xs`, SEM over seeds as error bars."""
+    """One mode's test `metric` at `xs`, SEM over seeds as error bars (points without it left out)."""
+    known = [(x, r) for x, r in zip(xs, points, strict=True) if r.get(f"inference_{metric}") is not None]
+    if not known:
+        return
     low, high = min(r["n"] for r in points), max(r["n"] for r in points)
     seeds = f"n={low} seed{'s' if high > 1 else ''}" if low == high else f"n={low}-{high} seeds per point"
     color, marker = style(mode)
-    ax.errorbar(xs, [100 * r[f"inference_{metric}"] for r in points],
-                yerr=[100 * (r[f"inference_{metric}_sem"] or 0) for r in points], marker=marker, capsize=3,
-                color=color, label=f"{mode} ({seeds})")
+    ax.errorbar([x for x, _ in known], [scaled(r[f"inference_{metric}"], metric) for _, r in known],
+                yerr=[scaled(r[f"inference_{metric}_sem"] or 0, metric) for _, r in known], marker=marker,
+                capsize=3, color=color, label=f"{mode} ({seeds})")
 
 
 def _finish(plt, fig, ax, xlabel: str, title: str, path: Path, metric: str) -> Path:
     """Log x axis, labels, grid and legend of a figure of test `metric`; saved to `path`."""
     ax.set_xscale("log")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(f"inference {METRIC_TEXT[metric]} on the test split (%)")
+    ax.set_ylabel(f"inference {axis_text(metric)} on the test split")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
@@ -110,29 +131,32 @@ def save_figure(plt, fig, path: Path) -> Path:
     return path
 
 
-def plot_learning_curves(runs: list[Run], folder: Path, metric: str = "accuracy") -> list[Path]:
-    """One PNG per data set: validation accuracy or macro-F1 (`metric`) at each evaluation, one line per
-    run, colour by mode (`learning_curves_<dataset>.png`; `learning_curves_macro_f1_<dataset>.png`)."""
+def plot_learning_curves(runs: list[Run], folder: Path, metric: str = "auto") -> list[Path]:
+    """One PNG per data set: the validation `metric` (auto: the runs' headline) at each evaluation, one
+    line per run, colour by mode (`learning_curves_<dataset>.png` for accuracy,
+    `learning_curves_<metric>_<dataset>.png` for any other)."""
     plt = pyplot()
     written = []
-    text, suffix = METRIC_TEXT[metric], "" if metric == "accuracy" else f"_{metric}"
     for dataset in sorted({r.description.dataset for r in runs}):
+        chosen = sorted((r for r in runs if r.description.dataset == dataset), key=lambda r: r.path.name)
+        metric_here = headline(chosen[0]) if metric == "auto" else metric
+        text, suffix = axis_text(metric_here), "" if metric_here == "accuracy" else f"_{metric_here}"
         fig, ax = plt.subplots(figsize=(7, 4.5))
         seen = set()
-        chosen = sorted((r for r in runs if r.description.dataset == dataset), key=lambda r: r.path.name)
         for run in chosen:
             mode = run.description.mode
-            records = [m for m in run.metrics if m.value(metric) is not None]
+            records = [m for m in run.metrics if m.value(metric_here) is not None]
             # mid-epoch evaluations too (records from before they existed have no epoch_progress)
             epochs = [m.epoch if m.epoch_progress is None else m.epoch_progress for m in records]
-            values = [100 * m.value(metric) for m in records]
+            values = [scaled(m.value(metric_here), metric_here) for m in records]
             label = mode if mode not in seen else None
             seen.add(mode)
             color, marker = style(mode)
             ax.plot(epochs, values, marker=marker, markersize=4, color=color, alpha=0.7, label=label)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(f"validation {text} (%)")
-        ax.set_title(f"{TITLES.get(dataset, dataset)}: validation {text} per epoch ({len(chosen)} runs)")
+        ax.set_ylabel(f"validation {text}")
+        ax.set_title(f"{TITLES.get(dataset, dataset)}: validation {METRIC_TEXT[metric_here]} per epoch "
+                     f"({len(chosen)} runs)")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, title="mode (one line per run)")
@@ -171,9 +195,8 @@ def plot_confusion_matrix(plt, run: Run, path: Path) -> Path:
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("predicted label")
     ax.set_ylabel("true label")
-    scores = f"accuracy {run.outcome.inference_accuracy:.4f}"
-    if run.outcome.inference_macro_f1 is not None:
-        scores += f", macro-F1 {run.outcome.inference_macro_f1:.4f}"
+    scores = ", ".join(f"{METRIC_TEXT[m]} {v:.4f}" for m, v in run.outcome.test_scores.items()
+                       if v is not None and m in ("accuracy", "macro_f1"))
     ax.set_title(f"{run.path.name}\ntest split (n={sum(map(sum, matrix))}): {scores}", fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     return save_figure(plt, fig, path)

@@ -15,7 +15,7 @@ import yaml
 from ..config_yaml import safe_load
 from ..errors import FtcliError, error_text, short_repr
 from .folder import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
-from .records import EpochRecord, RecordError, RunDescription, RunOutcome, RunSummary
+from .records import VAL_PARTS, EpochRecord, RecordError, RunDescription, RunOutcome, RunSummary
 
 
 @dataclass(frozen=True)
@@ -47,13 +47,13 @@ TEXTS, MATRIX = "a list of strings", "a square list of lists of integers"
 SUMMARY_FIELDS = {  # what comparing and plotting read from a completed run's summary.json
     "dataset": TEXT, "mode": TEXT, "model": TEXT, "data_source": TEXT, "seed": INTEGER, "epochs": INTEGER,
     "trainable_params": INTEGER, "backbone_params": POSITIVE, "trainable_pct": NUMBER,
-    "data_sizes": SIZES, "inference_accuracy": NUMBER,
+    "data_sizes": SIZES,
 }
-OPTIONAL_FIELDS = {"bottleneck": INTEGER, "best_val_loss": NUMBER, "best_val_accuracy": NUMBER,
+OPTIONAL_FIELDS = {"bottleneck": INTEGER, "best_val_loss": NUMBER,
                    "train_seconds": NUMBER, "train_examples_per_s": NUMBER, "peak_memory_mb": NUMBER,
-                   # runs recorded before ftcli measured macro-F1 and confusion matrices lack these
-                   "best_val_macro_f1": NUMBER, "inference_macro_f1": NUMBER, "select_metric": TEXT,
-                   "label_names": TEXTS, "test_confusion_matrix": MATRIX}
+                   # runs recorded before ftcli measured them lack these
+                   "select_metric": TEXT, "label_names": TEXTS, "test_confusion_matrix": MATRIX, "task_type": TEXT}
+SCORE_PREFIXES = ("best_val_", "inference_")  # the scores: `<prefix><metric>`, a number or null
 
 
 def is_a(value: Any, kind: str) -> bool:
@@ -81,18 +81,25 @@ def summary_problem(summary: dict) -> str | None:
     for key, kind in OPTIONAL_FIELDS.items():
         if summary.get(key) is not None and not is_a(summary[key], kind):
             return f"{key}: got {short_repr(summary[key])}, expected {kind} or null"
+    scores = [k for k in summary if k.startswith(SCORE_PREFIXES) and k not in OPTIONAL_FIELDS]
+    for key in scores:
+        if summary[key] is not None and not is_a(summary[key], NUMBER):
+            return f"{key}: got {short_repr(summary[key])}, expected {NUMBER} or null"
+    if not any(k.startswith("inference_") for k in scores):
+        return "inference_<metric>: missing (no test score)"
     return None
 
 
 def metrics_problem(metrics: list) -> str | None:
-    """What is wrong with the records of metrics.jsonl (the learning curves read epoch, val_accuracy and,
-    where recorded, val_macro_f1)."""
+    """What is wrong with the records of metrics.jsonl (the learning curves read epoch and the
+    val_<metric> scores)."""
     for line, record in enumerate(metrics, start=1):
         if not (isinstance(record, dict) and is_a(record.get("epoch"), INTEGER)
-                and is_a(record.get("val_accuracy"), NUMBER)):
-            return f"line {line}: expected an object with epoch and val_accuracy, got {short_repr(record)}"
-        if record.get("val_macro_f1") is not None and not is_a(record["val_macro_f1"], NUMBER):
-            return f"line {line}: val_macro_f1: got {short_repr(record['val_macro_f1'])}, expected {NUMBER} or null"
+                and is_a(record.get("val_loss"), NUMBER)):
+            return f"line {line}: expected an object with epoch and val_loss, got {short_repr(record)}"
+        for key, value in record.items():
+            if key.startswith("val_") and key not in VAL_PARTS and value is not None and not is_a(value, NUMBER):
+                return f"line {line}: {key}: got {short_repr(value)}, expected {NUMBER} or null"
     return None
 
 

@@ -2,20 +2,26 @@
 `RunSummary` (summary.json). Both are written from these dataclasses and read back into them; every
 record on disk carries `schema_version`.
 
+Scores are written flat, `val_<metric>` in an evaluation record and `best_val_<metric>` /
+`inference_<metric>` (test) in the summary, for whichever metrics the task type's objective has
+(data/objective.py); they are read back into mappings of metric -> value.
+
 Version 1 is what ftcli wrote before records had a version (no `schema_version` key): the same keys,
-some of them absent in older folders (read back as None). A folder written by a newer ftcli
+some of them absent in older folders (read back as None); version 2 added the key; version 3 the
+task types (`task_type`, their metrics, `best_val_accuracy` and `inference_accuracy` no longer
+always present). A folder written by a newer ftcli
 (a higher version) is refused with one line instead of being half-understood.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import FtcliError
 
-SCHEMA_VERSION = 2  # 2: `schema_version` in summary.json and in every metrics.jsonl record
+SCHEMA_VERSION = 3  # 2: `schema_version` in every record; 3: task types and their metrics
 UNVERSIONED = 1  # records written before they carried a version
 
 
@@ -39,21 +45,29 @@ def known_fields(kind: type, data: dict[str, Any]) -> dict[str, Any]:
     return {f.name: data[f.name] for f in dataclasses.fields(kind) if f.name in data}
 
 
+VAL_PARTS = ("val_loss", "val_per_class", "val_confusion_matrix")  # the val_* keys that are not scores
+
+
+def scores_of(data: dict[str, Any], prefix: str, besides: tuple[str, ...] = ()) -> dict[str, float | None]:
+    """The flat `<prefix><metric>` keys of a record as {metric: value}."""
+    return {k[len(prefix):]: v for k, v in data.items() if k.startswith(prefix) and k not in besides
+            and (v is None or isinstance(v, (int, float))) and not isinstance(v, bool)}
+
+
 @dataclass(frozen=True)
 class EpochRecord:
     """One evaluation on validation during training: a line of metrics.jsonl. At an epoch's end it
-    also has that epoch's throughput (the four fields after `val_confusion_matrix`); a mid-epoch
-    evaluation (train.eval_every_steps) leaves them None."""
+    also has that epoch's throughput (train_seconds to learning_rate_end); a mid-epoch evaluation
+    (train.eval_every_steps) leaves them None."""
 
     epoch: int  # the epoch it was made in (in progress, for a mid-epoch one)
     train_loss: float  # mean training loss of the epoch so far
     val_loss: float
-    val_accuracy: float
+    val_scores: dict[str, float | None] = field(default_factory=dict)  # metric -> value (val_<metric>)
     step: int | None = None  # the optimizer step (None: recorded before evaluations had steps)
     epoch_progress: float | None = None  # epochs done, e.g. 1.5 halfway through the second
-    val_macro_f1: float | None = None  # None: recorded before macro-F1 was measured
     val_per_class: list[dict[str, Any]] | None = None  # {precision, recall, f1, support} per label
-    val_confusion_matrix: list[list[int]] | None = None  # [true][predicted]; None above 100 labels
+    val_confusion_matrix: list[list[int]] | None = None  # single-label, [true][predicted]; None above 100 labels
     train_seconds: float | None = None  # the epoch's training time (evaluation excluded)
     train_examples_per_s: float | None = None
     pad_ratio: float | None = None  # tokens computed / real tokens over the epoch's batches
@@ -65,23 +79,24 @@ class EpochRecord:
         return self.train_seconds is not None
 
     def value(self, metric: str) -> float | None:
-        """Its validation value of a `train.select_metric` (loss, accuracy, macro_f1)."""
-        return getattr(self, f"val_{metric}")
+        """Its validation value of a metric (`train.select_metric`); None: not measured or undefined."""
+        return self.val_loss if metric == "loss" else self.val_scores.get(metric)
 
     def to_json(self) -> dict[str, Any]:
-        """Its metrics.jsonl line: schema_version first; unset optional fields left out, as before."""
-        out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if value is not None or f.default is not None:
-                out[f.name] = value
-        return out
+        """Its metrics.jsonl line: schema_version first, scores flat; unset optional fields left out."""
+        out: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "epoch": self.epoch, "step": self.step,
+                               "epoch_progress": self.epoch_progress, "train_loss": self.train_loss,
+                               "val_loss": self.val_loss, **{f"val_{k}": v for k, v in self.val_scores.items()}}
+        for f in dataclasses.fields(self)[4:]:
+            out.setdefault(f.name, getattr(self, f.name))
+        return {k: v for k, v in out.items() if v is not None or k.startswith("val_") and k not in VAL_PARTS
+                or k == "evals_without_improvement"}
 
     @classmethod
     def from_json(cls, data: dict[str, Any], where: str = "metrics.jsonl") -> EpochRecord:
         read_version(data, where)
         try:
-            return cls(**known_fields(cls, data))
+            return cls(**known_fields(cls, data), val_scores=scores_of(data, "val_", VAL_PARTS))
         except TypeError as e:  # a required field missing
             raise RecordError(f"{where}: not an evaluation record ({e})") from None
 
@@ -118,11 +133,12 @@ class RunOutcome:
     best_epoch: int  # the epoch of the best evaluation (in progress, for a mid-epoch one)
     best_step: int | None  # its optimizer step (None: a run recorded before evaluations had steps)
     epochs_completed: int  # fewer than `epochs` when train.early_stopping_patience stopped the run
-    best_val_loss: float
-    best_val_accuracy: float
-    best_val_macro_f1: float | None  # None in runs recorded before macro-F1 was measured (and below)
-    inference_accuracy: float  # on the test split, of the model reloaded from the run folder
-    inference_macro_f1: float | None  # the same model and split
+    best_val_loss: float | None
+    # the best evaluation's scores on validation (best_val_<metric>), and the test split's of the
+    # model reloaded from the run folder (inference_<metric>): the task type's metrics; a run
+    # recorded before a metric was measured lacks it
+    best_val_scores: dict[str, float | None]
+    test_scores: dict[str, float | None]
     test_loss: float | None
     test_per_class: list[dict[str, Any]] | None  # {precision, recall, f1, support} per label, label_names order
     test_confusion_matrix: list[list[int]] | None  # [true label][predicted label] -> test examples
@@ -138,8 +154,31 @@ class RunOutcome:
     cached_features: str | None
 
     def value(self, key: str) -> Any:
-        """An outcome field by name (compare's columns)."""
+        """An outcome field by its summary.json name (compare's columns): `best_val_<metric>` and
+        `inference_<metric>` are scores (None where not recorded), anything else a field."""
+        if key.startswith("best_val_") and key != "best_val_loss":
+            return self.best_val_scores.get(key[len("best_val_"):])
+        if key.startswith("inference_"):
+            return self.test_scores.get(key[len("inference_"):])
         return getattr(self, key)
+
+    def to_json(self) -> dict[str, Any]:
+        """Its summary.json keys, the scores flat, in field order."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if f.name == "best_val_scores":
+                out.update({f"best_val_{k}": v for k, v in self.best_val_scores.items()})
+            elif f.name == "test_scores":
+                out.update({f"inference_{k}": v for k, v in self.test_scores.items()})
+            else:
+                out[f.name] = getattr(self, f.name)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunOutcome:
+        plain = {f.name: data.get(f.name) for f in dataclasses.fields(cls) if not f.name.endswith("_scores")}
+        return cls(**plain, best_val_scores=scores_of(data, "best_val_", ("best_val_loss",)),
+                   test_scores=scores_of(data, "inference_"))
 
 
 @dataclass(frozen=True)
@@ -159,7 +198,7 @@ class RunSummary:
         out = {"schema_version": SCHEMA_VERSION, "name": self.name, "status": self.status,
                **dataclasses.asdict(self.description)}
         if self.outcome is not None:
-            out.update(dataclasses.asdict(self.outcome))
+            out.update(self.outcome.to_json())
         if self.error is not None:
             out["error"] = self.error
         return out
@@ -174,5 +213,5 @@ class RunSummary:
             return kind(**{f.name: data.get(f.name, f.default if f.default is not dataclasses.MISSING else None)
                            for f in fields})
 
-        outcome = part(RunOutcome) if data.get("status") == "completed" else None
+        outcome = RunOutcome.from_json(data) if data.get("status") == "completed" else None
         return cls(data.get("name"), data.get("status"), part(RunDescription), outcome, data.get("error"), version)

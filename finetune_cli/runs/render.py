@@ -11,11 +11,25 @@ from rich.table import Table
 
 from .compare import value_order
 
-SHORT = {"accuracy": "acc", "macro_f1": "macro-F1"}  # metric names in column headers
+SHORT = {"accuracy": "acc", "macro_f1": "macro-F1", "mcc": "MCC", "f1": "F1", "micro_f1": "micro-F1",
+         "subset_accuracy": "subset acc", "pearson": "Pearson", "spearman": "Spearman", "mse": "MSE"}  # in headers
 
 
-def metric_columns(metric: str) -> list[tuple[str, Any]]:
-    """The table's columns (header, renderer); the validation and test columns show `metric`."""
+def one_metric(rows: list[dict], metric: str) -> str | None:
+    """The metric every row shows (`--metric`, or with auto the rows' one headline); None: they differ."""
+    if metric != "auto":
+        return metric
+    found = {r["metric"] for r in rows}
+    return found.pop() if len(found) == 1 else None
+
+
+def metric_columns(metric: str | None) -> list[tuple[str, Any]]:
+    """The table's columns (header, renderer); the validation and test columns show `metric`, or
+    (None: rows of different metrics) each row's own, named in a `metric` column."""
+    scores = [(f"best val {SHORT[metric]}", lambda r: _pm(r, f"best_val_{metric}", 4)),
+              (f"inference {SHORT[metric]}", lambda r: _pm(r, f"inference_{metric}", 4))] if metric else [
+        ("metric", lambda r: SHORT[r["metric"]]), ("best val", lambda r: _pm(r, f"best_val_{r['metric']}", 4)),
+        ("inference", lambda r: _pm(r, f"inference_{r['metric']}", 4))]
     return [
         ("name", lambda r: r["name"] + (f" (n={r['n']})" if r["n"] > 1 else "")),
         ("dataset", lambda r: r["dataset"]),
@@ -23,8 +37,7 @@ def metric_columns(metric: str) -> list[tuple[str, Any]]:
         ("m", lambda r: "-" if r["bottleneck"] is None else str(r["bottleneck"])),
         ("trained params (% of backbone)", lambda r: f"{r['trainable_params']:,} ({r['backbone_pct']:.2f}%)"),
         ("best val loss", lambda r: _pm(r, "best_val_loss", 4)),
-        (f"best val {SHORT[metric]}", lambda r: _pm(r, f"best_val_{metric}", 4)),
-        (f"inference {SHORT[metric]}", lambda r: _pm(r, f"inference_{metric}", 4)),
+        *scores,
         ("vs full (pts)", lambda r: "-" if r["diff_to_full"] is None else f"{r['diff_to_full']:+.2f}"),
         ("epochs", lambda r: str(r["epochs"])),
         ("train s", lambda r: _pm(r, "train_seconds", 1)),
@@ -49,25 +62,27 @@ def _value_text(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def columns(rows: list[dict], metric: str = "accuracy") -> list[tuple[str, Any]]:
+def columns(rows: list[dict], metric: str = "auto") -> list[tuple[str, Any]]:
     """The table's columns: with --best-of, the chosen setting follows the mode."""
+    metric = one_metric(rows, metric)
     shown = metric_columns(metric)
     if not any("best_of" in r for r in rows):
         return shown
     at = [h for h, _ in shown].index("m") + 1
-    return [*shown[:at], (f"best of (mean val {SHORT[metric]} per value)", _best_of_cell), *shown[at:]]
+    header = f"best of (mean val {SHORT[metric]} per value)" if metric else "best of (mean val per value)"
+    return [*shown[:at], (header, _best_of_cell), *shown[at:]]
 
 
 def _pm(row: dict, metric: str, digits: int) -> str:
-    if row[metric] is None:
+    if row.get(metric) is None:
         return "-"
     text = f"{row[metric]:.{digits}f}"
     return text if row[metric + "_sem"] is None else f"{text} ± {row[metric + '_sem']:.{digits}f}"
 
 
-def render_text(rows: list[dict], fmt: str, metric: str = "accuracy") -> str:
-    """Markdown, CSV or JSON text of the compare rows (JSON and CSV hold accuracy and macro-F1 both;
-    markdown, as the table, shows `metric`)."""
+def render_text(rows: list[dict], fmt: str, metric: str = "auto") -> str:
+    """Markdown, CSV or JSON text of the compare rows (JSON and CSV hold every score the runs
+    recorded; markdown, as the table, shows `metric`)."""
     if fmt == "json":
         return json.dumps(rows, indent=2)
     shown = columns(rows, metric)
@@ -77,7 +92,8 @@ def render_text(rows: list[dict], fmt: str, metric: str = "accuracy") -> str:
         flat = [{**{k: v for k, v in r.items() if k not in ("runs", "seeds", "data_sizes", "candidates", "best_of")},
                  **{f"best_of.{k}": v for k, v in (r.get("best_of") or {}).items()}} for r in rows]
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=list(flat[0]) if flat else [], lineterminator="\n")
+        fields = list(dict.fromkeys(k for r in flat for k in r))  # rows of other task types have other scores
+        writer = csv.DictWriter(out, fieldnames=fields, restval="", lineterminator="\n")
         writer.writeheader()
         writer.writerows(flat)
         return out.getvalue()
@@ -86,7 +102,7 @@ def render_text(rows: list[dict], fmt: str, metric: str = "accuracy") -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_table(rows: list[dict], title: str, metric: str = "accuracy") -> Table:
+def render_table(rows: list[dict], title: str, metric: str = "auto") -> Table:
     """A rich Table of the compare rows (for the terminal)."""
     table = Table(title=title)
     shown = columns(rows, metric)

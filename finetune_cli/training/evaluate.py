@@ -41,9 +41,10 @@ def evaluation_record(val: Evaluation, **fields: Any) -> EpochRecord:
     """An evaluation on validation as its metrics.jsonl record. Every record (and the checkpoint, which
     holds them all) would carry a labels x labels matrix, so above RECORD_MATRIX_MAX_LABELS labels
     only summary.json keeps one (the test split's)."""
-    matrix = val.confusion_matrix if len(val.confusion_matrix) <= RECORD_MATRIX_MAX_LABELS else None
-    return EpochRecord(val_loss=val.loss, val_accuracy=val.accuracy, val_macro_f1=val.macro_f1,
-                       val_per_class=val.per_class_json(), val_confusion_matrix=matrix, **fields)
+    matrix = val.confusion_matrix
+    matrix = matrix if matrix is not None and len(matrix) <= RECORD_MATRIX_MAX_LABELS else None
+    return EpochRecord(val_loss=val.loss, val_scores=dict(val.scores), val_per_class=val.per_class_json(),
+                       val_confusion_matrix=matrix, **fields)
 
 
 @dataclass

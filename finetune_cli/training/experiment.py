@@ -3,6 +3,8 @@ method's surgery and predicate, tokenized splits."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from dataclasses import dataclass
 
 from torch import nn
@@ -12,9 +14,12 @@ from ..data.objective import Objective
 from ..data.splits import LoadedData, load_data
 from ..data.task import Task
 from ..data.tokens import Encoded, encode_split
+from ..errors import ConfigError
 from ..methods.predicate import ParamCounts, Predicate, apply_method, count_params
 from ..models import Backbone, load_backbone, name_labels
 from .devices import seed_everything
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,14 +46,30 @@ class Experiment:
         return self.data.spec.objective
 
 
+def with_select_metric(cfg: RunConfig, objective: Objective) -> RunConfig:
+    """The config with `train.select_metric: auto` resolved to the task type's own (printed; the
+    summary records it), or a ConfigError when the metric does not fit the task type."""
+    metric = cfg.train.select_metric
+    if metric == "auto":
+        metric = objective.default_metric
+    elif metric not in objective.select_metrics:
+        raise ConfigError(f"train.select_metric: {metric!r} does not fit a {objective.name} task; expected one of "
+                          f"auto, {', '.join(objective.select_metrics)}")
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, select_metric=metric))
+
+
 def prepare_experiment(cfg: RunConfig) -> Experiment:
     """Load data and backbone, apply the method's surgery, tokenize. Fails before any training."""
-    data = load_data(cfg.data, cfg.seed)
+    data = load_data(cfg.data, cfg.seed, cfg.train.threshold)
+    given = cfg.train.select_metric
+    cfg = with_select_metric(cfg, data.spec.objective)
     seed_everything(cfg.seed)  # the new head and the adapters are initialised under the run seed
-    backbone = load_backbone(cfg.model, data.spec.num_labels)
+    backbone = load_backbone(cfg.model, data.spec.num_outputs)
     name_labels(backbone.model, data.spec.label_names)
     is_trained = apply_method(backbone.model, cfg.method)
     counts = count_params(backbone.model, is_trained, backbone.params)
     encoded = {split: encode_split(part, data.spec, backbone.tokenizer, cfg.model.max_length)
                for split, part in data.parts.items()}
+    if cfg.train.select_metric != given:  # printed once nothing can fail any more
+        log.info("train.select_metric: auto -> %s (%s task)", cfg.train.select_metric, data.spec.objective.name)
     return Experiment(cfg, data, backbone, is_trained, counts, encoded)

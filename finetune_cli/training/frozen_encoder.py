@@ -38,9 +38,7 @@ def _has_bert_head(model: nn.Module) -> bool:
     children = {name for name, _ in model.named_children()}
     return (children == {prefix, "dropout", "classifier"} and isinstance(model.classifier, nn.Linear)
             and isinstance(model.dropout, nn.Dropout)
-            and isinstance(getattr(getattr(model, prefix), "pooler", None), nn.Module)
-            and model.config.num_labels > 1
-            and model.config.problem_type in (None, "single_label_classification"))
+            and isinstance(getattr(getattr(model, prefix), "pooler", None), nn.Module))
 
 
 def find_cut(model: nn.Module, is_trained: Predicate) -> Cut | None:

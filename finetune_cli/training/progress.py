@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..data.metrics import Evaluation
+from ..data.metrics import Evaluation, score_text
 
 
 class TrainProgress:
@@ -36,6 +36,6 @@ class TrainProgress:
 
     def end_epoch(self, epoch: int, val: Evaluation) -> None:
         if self.enabled:
+            scores = " | ".join(f"val {score_text(m, v)}" for m, v in val.scores.items())
             self.console.print(f"epoch {epoch}/{self.epochs}: train loss {self.loss:.4f} | "
-                               f"val loss {val.loss:.4f} | val accuracy {val.accuracy:.4f} | "
-                               f"val macro-F1 {val.macro_f1:.4f}")
+                               f"val loss {val.loss:.4f} | {scores}")

@@ -27,6 +27,9 @@ def ablate_run(run_dir: Path, out_dir: Path, split: str = "validation") -> dict:
     if not METHODS[run.cfg.method.mode].ablatable:
         raise FtcliError(f"{run_dir}: ablate needs a {' or '.join(names_where('ablatable'))} run "
                          f"(this one is {run.cfg.method.mode!r})")
+    if run.spec.objective.name != "single_label":
+        raise FtcliError(f"{run_dir}: ablate measures accuracy, of a single-label task; this run is "
+                         f"{run.spec.objective.name}")
     data = load_data(run.cfg.data, run.cfg.seed)
     encoded = encode_split(data.parts[split], data.spec, run.tokenizer, run.cfg.model.max_length)
     accelerator = Accelerator(mixed_precision=run.cfg.train.mixed_precision)

@@ -79,6 +79,12 @@ def export_run(run_dir: Path, out: Path) -> Export:
     return export
 
 
+def problem_arg(run: LoadedRun) -> str:
+    """The `problem_type=` argument a load snippet needs beyond single-label (transformers' loss)."""
+    kind = run.spec.objective.problem_type
+    return "" if kind == "single_label_classification" else f", problem_type={kind!r}"
+
+
 def hub_name(model_name: str) -> str:
     """The name others load the backbone by (the bundled MiniLM is a Hub model)."""
     return MINILM_HUB_ID if model_name == MINILM else model_name
@@ -110,7 +116,7 @@ def save_peft(run: LoadedRun, out: Path) -> Export:
     n = len(run.label_names)
     return Export("peft", str(run.path), run.cfg.method.mode, base, run.label_names,
                   f"PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained({base!r}, "
-                  f"num_labels={n}), {str(out)!r})")
+                  f"num_labels={n}{problem_arg(run)}), {str(out)!r})")
 
 
 def peft_name(name: str, saved_modules: list[str], names: dict) -> str:
@@ -153,7 +159,7 @@ def save_adapterhub(run: LoadedRun, out: Path) -> Export:
                   f"adapters.init(model); model.load_adapter({str(out)!r}, set_active=True, use_safetensors=True); "
                   f"model.load_state_dict(safetensors.torch.load_file({str(out / NON_ADAPTER_FILE)!r}), "
                   "strict=False)  # model = AutoModelForSequenceClassification.from_pretrained("
-                  f"{base!r}, num_labels={len(run.label_names)})")
+                  f"{base!r}, num_labels={len(run.label_names)}{problem_arg(run)})")
 
 
 def adapterhub_names(model: nn.Module, name: str) -> dict[str, str]:

@@ -157,16 +157,16 @@ def train_and_test(exp: Experiment, folder: RunFolder, summary: RunSummary, cons
     peak_memory, peak_memory_method = memory.peak_mb(device, peak_was_reset)  # before a reloaded copy exists
     size = folder.save_trained(out.best_state, {"backbone_sha256": exp.backbone.sha256,
                                                 "model": exp.backbone.name, "mode": exp.cfg.method.mode,
-                                                "label_names": json.dumps(list(exp.spec.label_names))})
+                                                "label_names": json.dumps(list(exp.spec.label_names)),
+                                                "task_type": exp.objective.name})
     out.accelerator.wait_for_everyone()
     reloaded = load_run_model(folder.path).model.to(out.accelerator.device)
     test = evaluate(reloaded, out.test_loader, out.accelerator, exp.objective)
     outcome = RunOutcome(
         select_metric=exp.cfg.train.select_metric,
         best_epoch=out.best.epoch, best_step=out.best.step, epochs_completed=out.epochs_completed,
-        best_val_loss=out.best.val_loss, best_val_accuracy=out.best.val_accuracy,
-        best_val_macro_f1=out.best.val_macro_f1,  # None: best kept from a checkpoint of an older ftcli
-        inference_accuracy=test.accuracy, inference_macro_f1=test.macro_f1, test_loss=test.loss,
+        best_val_loss=out.best.val_loss, best_val_scores=dict(out.best.val_scores),
+        test_scores=dict(test.scores), test_loss=test.loss,
         test_per_class=test.per_class_json(), test_confusion_matrix=test.confusion_matrix,
         train_seconds=out.train_seconds,
         train_examples_per_s=out.train_examples_per_s, wall_seconds=time.time() - started,
