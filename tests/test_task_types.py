@@ -189,3 +189,29 @@ def test_a_threshold_outside_0_1_is_refused():
     for bad in (0, 1.5):
         with pytest.raises(ConfigError, match="train.threshold"):
             config_from_dict({"train": {"threshold": bad}})
+
+
+def test_f1_needs_two_labels(tmp_path):
+    rows = [{"text": f"t{i}", "label": i % 3} for i in range(30)]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"data": {"source": str(tmp_path / "d.jsonl"), "text": ["text"]},
+                                      "train": {"select_metric": "f1"}}))
+    result = ftcli("train", config, "--runs-dir", tmp_path / "runs", *TINY)
+    assert result.exit_code == 2 and "'f1' is the F1 of label 1 of a two-label task; this one has 3 labels" \
+        in result.output
+
+
+def test_a_regression_label_of_minus_one_is_a_number_not_the_unlabeled_marker(tmp_path):
+    rows = [{"text": f"t{i}", "score": [-1, 0.5, 1.5][i % 3]} for i in range(30)]
+    data = load_data(own(tmp_path, rows, label="score"), 0)
+    assert data.spec.objective.name == "regression" and sum(data.sizes().values()) == 30
+    assert not [n for n in data.notes if "dropped" in n]
+
+
+def test_a_run_recorded_before_select_metric_auto_resumes_and_groups_with_new_ones():
+    from finetune_cli.runs.compare import normalized
+
+    old = {"train": {"select_metric": "accuracy"}}
+    assert normalized(old) == normalized({"train": {"select_metric": "auto"}})
+    assert normalized({}, "regression")["train"]["select_metric"] == "pearson"

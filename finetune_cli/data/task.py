@@ -100,8 +100,8 @@ def source_name(source: str, subset: str | None) -> str:
 def is_unlabeled(value: Any, spec: Task) -> bool:
     """Whether a label value is one of the task's "no gold label" markers (compared as written:
     the marker `-1` also matches the integer -1)."""
-    if isinstance(value, bool):
-        return False
+    if isinstance(value, bool) or (spec.task_type == "regression" and not isinstance(value, str)):
+        return False  # a regression label -1 is a number, not the marker "-1"
     return value in spec.unlabeled or (isinstance(value, (int, str)) and str(value) in
                                        {str(m) for m in spec.unlabeled if m is not None})
 

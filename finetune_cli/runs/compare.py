@@ -35,17 +35,23 @@ def metric_of(metric: str):
     return headline if metric == "auto" else (lambda run: metric)
 
 
-def normalized(config: dict) -> dict:
-    """A recorded config with today's defaults filled in (runs recorded before a key was added)."""
+def normalized(config: dict, task_type: str = "single_label") -> dict:
+    """A recorded config with today's defaults filled in (runs recorded before a key was added), and
+    `train.select_metric: auto` as what it resolves to for the run's task type, so that a run
+    recorded as `accuracy` (before `auto` existed) and one recorded as `auto` are the same setting."""
     try:
-        return config_to_dict(config_from_dict(config))
+        config = config_to_dict(config_from_dict(config))
     except ConfigError:
         return config
+    train = config["train"]
+    if train["select_metric"] == "auto" and task_type in OBJECTIVES:
+        config["train"] = {**train, "select_metric": OBJECTIVES[task_type].default_metric}
+    return config
 
 
 def group_key(run: Run, also_ignore: tuple[str, ...] = ()) -> str:
     """Runs that differ only by seed (and name, and the dotted keys `also_ignore`) share a key."""
-    config = {k: v for k, v in normalized(run.config).items() if k not in ("seed", "name")}
+    config = {k: v for k, v in normalized(run.config, run.description.task_type).items() if k not in ("seed", "name")}
     for key in also_ignore:
         *sections, last = key.split(".")
         node = config
@@ -58,7 +64,7 @@ def group_key(run: Run, also_ignore: tuple[str, ...] = ()) -> str:
 
 def config_value(run: Run, key: str) -> Any:
     """The value of a dotted key in a run's (normalized) config; None where it is absent."""
-    node: Any = normalized(run.config)
+    node: Any = normalized(run.config, run.description.task_type)
     for part in key.split("."):
         node = node.get(part) if isinstance(node, dict) else None
     return node
@@ -166,7 +172,8 @@ def compare_rows(runs: list[Run], metric: str = "auto") -> list[dict[str, Any]]:
         shown = f"inference_{row['metric']}"
         full = [r for r in rows if r["mode"] == "full" and r["data_key"] == row["data_key"]]
         known = full and row.get(shown) is not None and full[0].get(shown) is not None
-        row["diff_to_full"] = 100 * (row[shown] - full[0][shown]) if known else None
+        scale = 1 if row["metric"] in LOWER_IS_BETTER else 100  # points (x100), an error in its own units
+        row["diff_to_full"] = scale * (row[shown] - full[0][shown]) if known else None
     for row in rows:
         del row["data_key"]
     return sorted(rows, key=lambda r: (r["dataset"], r["mode"] != "full", r["mode"], r["bottleneck"] or 0, r["name"]))
@@ -249,5 +256,5 @@ def group_name(members: list[Run]) -> str:
 
 
 def _data_key(run: Run) -> str:
-    config = normalized(run.config)
+    config = normalized(run.config, run.description.task_type)
     return json.dumps([config.get("data"), config.get("model")], sort_keys=True)

@@ -46,7 +46,7 @@ class Experiment:
         return self.data.spec.objective
 
 
-def with_select_metric(cfg: RunConfig, objective: Objective) -> RunConfig:
+def with_select_metric(cfg: RunConfig, objective: Objective, num_labels: int) -> RunConfig:
     """The config with `train.select_metric: auto` resolved to the task type's own (printed; the
     summary records it), or a ConfigError when the metric does not fit the task type."""
     metric = cfg.train.select_metric
@@ -55,6 +55,9 @@ def with_select_metric(cfg: RunConfig, objective: Objective) -> RunConfig:
     elif metric not in objective.select_metrics:
         raise ConfigError(f"train.select_metric: {metric!r} does not fit a {objective.name} task; expected one of "
                           f"auto, {', '.join(objective.select_metrics)}")
+    if metric == "f1" and num_labels != 2:  # GLUE's F1 is of label 1 against label 0
+        raise ConfigError(f"train.select_metric: 'f1' is the F1 of label 1 of a two-label task; this one has "
+                          f"{num_labels} labels (use macro_f1)")
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, select_metric=metric))
 
 
@@ -62,7 +65,7 @@ def prepare_experiment(cfg: RunConfig) -> Experiment:
     """Load data and backbone, apply the method's surgery, tokenize. Fails before any training."""
     data = load_data(cfg.data, cfg.seed, cfg.train.threshold)
     given = cfg.train.select_metric
-    cfg = with_select_metric(cfg, data.spec.objective)
+    cfg = with_select_metric(cfg, data.spec.objective, data.spec.num_labels)
     seed_everything(cfg.seed)  # the new head and the adapters are initialised under the run seed
     backbone = load_backbone(cfg.model, data.spec.num_outputs)
     name_labels(backbone.model, data.spec.label_names)

@@ -53,7 +53,9 @@ def train_from_config(cfg: RunConfig, config_path: Path, runs_dir: Path, overwri
     if enabled:
         check_writable(path, "--runs-dir")  # fail before minutes of loading, not after
     if resume and (path / CONFIG_FILE).exists():
-        key = first_difference(config_to_dict(cfg), normalized(read_yaml(path / CONFIG_FILE)))
+        task_type = read_summary(path).get("task_type") or "single_label"  # recorded before task types: single
+        key = first_difference(normalized(config_to_dict(cfg), task_type),
+                               normalized(read_yaml(path / CONFIG_FILE), task_type))
         if key is not None:
             raise ConfigError(f"{key}: differs from the config recorded in {path}; "
                               "resume with the same config, or start a new run with --name")
