@@ -114,15 +114,14 @@ def train(
 def result_line(summary, runs_dir: Path) -> str:
     """`inference accuracy (test, best epoch 2): 0.8920 | macro-F1 0.8916 | ... | run folder: ...`:
     the metric the run was selected by first, then the task type's other test scores."""
-    from .data.metrics import score_text
+    from .data.metrics import METRIC_TEXT, score_text, value_text
 
     outcome = summary.outcome
     scores = dict(outcome.test_scores)
     first = outcome.select_metric if outcome.select_metric in scores else next(iter(scores))
-    head = score_text(first, scores.pop(first)).split(" ")
-    rest = "".join(f" | {score_text(m, v)}" for m, v in scores.items())
-    return (f"inference {' '.join(head[:-1])} (test, best epoch {outcome.best_epoch}): {head[-1]}{rest} | "
-            f"run folder: {runs_dir / summary.name}")
+    rest = "".join(f" | {score_text(m, v)}" for m, v in scores.items() if m != first)
+    return (f"inference {METRIC_TEXT[first]} (test, best epoch {outcome.best_epoch}): {value_text(scores[first])}"
+            f"{rest} | run folder: {runs_dir / summary.name}")
 
 
 class Launcher(str, Enum):

@@ -120,9 +120,14 @@ def regression_evaluation(labels: list[float], predictions: list[float], loss: f
                                          "mse": float(mean_squared_error(labels, predictions))})
 
 
+def value_text(value: float | None) -> str:
+    """A score for log lines: `0.8920`, or `-` where undefined."""
+    return "-" if value is None else f"{value:.4f}"
+
+
 def score_text(metric: str, value: float | None) -> str:
-    """`accuracy 0.8920`, or `pearson r -` where undefined (for log lines)."""
-    return f"{METRIC_TEXT[metric]} {'-' if value is None else f'{value:.4f}'}"
+    """`accuracy 0.8920`, or `Pearson r -` where undefined (for log lines)."""
+    return f"{METRIC_TEXT[metric]} {value_text(value)}"
 
 
 def improves(value: float | None, best: float | None, metric: str) -> bool:
