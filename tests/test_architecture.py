@@ -20,10 +20,11 @@ RANKS = {
     "finetune_cli.runs": 3,
     "finetune_cli.methods": 2, "finetune_cli.data": 2,
     "finetune_cli.models": 1,
-    # the bottom: typed config, errors, and the method catalogue (torch-free records the config's
-    # allowed modes come from; what a method *does* lives in the rest of methods/)
+    # the bottom: typed config, errors, the method catalogue and the encoder families' layout table
+    # (torch-free records the config's allowed modes and layouts come from; what a method *does*
+    # lives in the rest of methods/)
     "finetune_cli.config": 0, "finetune_cli.config_schema": 0, "finetune_cli.config_yaml": 0, "finetune_cli.errors": 0,
-    "finetune_cli.methods.registry": 0,
+    "finetune_cli.methods.registry": 0, "finetune_cli.models.families": 0,
     "finetune_cli": 0,  # __init__: the version
 }
 MAX_MODULE_LINES = 350

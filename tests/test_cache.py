@@ -16,7 +16,7 @@ from finetune_cli.data.task import DATASETS
 from finetune_cli.data.tokens import encode
 from finetune_cli.methods.predicate import apply_method
 from finetune_cli.methods.registry import METHOD_NAMES
-from finetune_cli.models import load_backbone
+from finetune_cli.models.backbones import load_backbone
 from finetune_cli.training.experiment import prepare_experiment
 from finetune_cli.training.frozen_encoder import CachedClassifier, find_cut
 

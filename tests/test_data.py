@@ -129,7 +129,7 @@ def test_length_grouped_batches_pad_at_most_ten_percent(dataset, max_length):
 
     from finetune_cli.data.batches import make_loader
     from finetune_cli.data.tokens import encode
-    from finetune_cli.models import minilm_dir
+    from finetune_cli.models.backbones import minilm_dir
 
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))
     loaded = load_data(DataConfig(dataset=dataset, source="sample"), seed=0)

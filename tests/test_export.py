@@ -9,7 +9,7 @@ import torch
 from helpers import CONFIGS, FAST, ftcli
 
 from finetune_cli.config import ModelConfig
-from finetune_cli.models import load_backbone
+from finetune_cli.models.backbones import load_backbone
 from finetune_cli.runs.artifacts import load_run_model
 
 BATCH = {"input_ids": torch.randint(1000, 3000, (4, 12)), "attention_mask": torch.ones(4, 12, dtype=torch.long),

@@ -159,7 +159,7 @@ def test_reload_refuses_another_backbone_and_non_safetensors(tmp_path):
     assert recorded.to_json() == summary == RunSummary.from_json(summary).to_json()  # typed, same JSON
     assert list(summary)[:4] == ["schema_version", "name", "status", "dataset"]
     assert list(summary)[-1] == "cached_features"
-    import finetune_cli.models as models
+    import finetune_cli.models.tiny as models
 
     original = models.TINY_SEED
     models.TINY_SEED = 99  # another tiny backbone: different weights, same shapes

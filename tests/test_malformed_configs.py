@@ -140,4 +140,4 @@ def test_square_brackets_in_a_message_are_printed_as_written(key, tmp_path):
     result = runner.invoke(app, ["train", str(path), "--runs-dir", str(tmp_path / "runs")])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.stderr.splitlines() == [
-        f"ftcli: error: model.{key}: unknown key; allowed keys here: name, max_length, attention_dropout"]
+        f"ftcli: error: model.{key}: unknown key; allowed keys here: name, max_length, attention_dropout, layout"]

@@ -12,7 +12,10 @@ from finetune_cli.errors import ConfigError, ModelError
 from finetune_cli.methods.adapters import Adapter, add_layerwise_adapters
 from finetune_cli.methods.predicate import apply_method, count_params, trained_state_dict
 from finetune_cli.methods.registry import METHOD_NAMES
-from finetune_cli.models import load_backbone
+from finetune_cli.models.backbones import load_backbone
+from finetune_cli.models.families import FAMILIES
+
+BERT = FAMILIES["bert"]
 
 
 def closed_form(mode: str, L: int, d: int, m: int, inter: int, labels: int, k: int = 1, r: int = 8) -> int:
@@ -116,7 +119,7 @@ def test_adapters_with_zero_up_projection_leave_logits_unchanged():
     plain = load_backbone(ModelConfig(name="tiny-random-bert"), 2).model.eval()
     adapted = load_backbone(ModelConfig(name="tiny-random-bert"), 2).model.eval()
     adapted.load_state_dict(plain.state_dict())
-    add_layerwise_adapters(adapted, 8, 1e-1, "gelu")
+    add_layerwise_adapters(adapted, BERT, 8, 1e-1, "gelu")
     apply_method(adapted, MethodConfig(mode="top", bottleneck=8, init_std=0.1))  # and a top adapter
     adapters = [m for m in adapted.modules() if isinstance(m, Adapter)]
     assert len(adapters) == 5
@@ -130,12 +133,13 @@ def test_adapters_with_zero_up_projection_leave_logits_unchanged():
 
 def test_structure_mismatch_is_an_error_not_a_no_op():
     backbone = load_backbone(ModelConfig(name="tiny-random-bert"), 2)
-    backbone.model.bert.encoder.layer[1].output.dropout = torch.nn.Identity()
-    with pytest.raises(ModelError, match="encoder layer 1 has no Dropout at 'output.dropout'"):
-        add_layerwise_adapters(backbone.model, 8, 1e-3, "gelu")
+    del backbone.model.bert.encoder.layer[1].output.dropout
+    with pytest.raises(ModelError, match=r"bert.encoder.layer.1 has no module at 'output.dropout' \(BertLayer\); "
+                                         "the bert layout expects one; set model.layout"):
+        add_layerwise_adapters(backbone.model, BERT, 8, 1e-3, "gelu")
     assert not any(isinstance(m, Adapter) for m in backbone.model.modules())  # nothing half-done
     with pytest.raises(ModelError, match="bottleneck: 32 must be smaller than the hidden size 32"):
-        add_layerwise_adapters(backbone.model, 32, 1e-3, "gelu")
+        add_layerwise_adapters(backbone.model, BERT, 32, 1e-3, "gelu")
 
 
 DORA = {"lora": {"use_dora": True}}  # the `method` section of a DoRA run

@@ -10,7 +10,7 @@ from helpers import CONFIGS, FAST, ftcli
 
 from finetune_cli.config import ModelConfig
 from finetune_cli.methods.adapters import Adapter, adapters_in, bypassed
-from finetune_cli.models import load_backbone
+from finetune_cli.models.backbones import load_backbone
 from finetune_cli.runs.artifacts import load_run_model
 
 

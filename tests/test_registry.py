@@ -26,7 +26,8 @@ from finetune_cli.methods.registry import (
     names_where,
 )
 from finetune_cli.methods.surgery import SURGERIES
-from finetune_cli.models import load_backbone
+from finetune_cli.models.backbones import load_backbone
+from finetune_cli.models.families import FAMILIES
 from finetune_cli.training.frozen_encoder import find_cut
 
 COMPLETE = MethodSpec("new", "a new method", ("head",), "dc+c", "transformers", "tab:cyan", "o")
@@ -102,7 +103,7 @@ def test_sized_by_bottleneck_flag_agrees_with_the_counts(name):
 @pytest.mark.parametrize("name", names_where("ablatable"))
 def test_ablatable_methods_have_adapters_in_every_layer(name):
     backbone, _ = tiny(name)
-    assert all(adapters_in(layer) for layer in encoder_layers(backbone.model))
+    assert all(adapters_in(layer) for _, layer in encoder_layers(backbone.model, FAMILIES["bert"]))
 
 
 def test_export_formats_have_a_writer_and_adapterhub_methods_a_config():

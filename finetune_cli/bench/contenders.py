@@ -20,7 +20,7 @@ from ..data.task import DATASETS
 from ..data.tokens import Encoded, encode
 from ..errors import ConfigError, FtcliError
 from ..methods.predicate import apply_method, count_params
-from ..models import MINILM, TINY, load_backbone, minilm_dir, quiet_transformers
+from ..models.backbones import MINILM, TINY, load_backbone, minilm_dir, quiet_transformers
 from ..training.devices import distributed_accelerator, seed_everything
 from ..training.loop import train_step
 from ..training.optim import make_optimizer, make_scheduler

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..bench.contenders import Batch, build, make_inputs, tokenizer_for
 from ..errors import FtcliError
-from ..models import quiet_transformers
+from ..models.backbones import quiet_transformers
 from ..training import memory
 
 RESULT_MARK = "FTCLI_BENCH_RESULT "  # the line a memory child prints its result on

@@ -1,4 +1,5 @@
-"""Bottleneck adapters (Houlsby et al. 2019) and their injection into a BERT-family encoder.
+"""Bottleneck adapters (Houlsby et al. 2019) and their injection into any encoder of the
+architecture table (models/families.py: where each family's sublayer outputs and LayerNorms are).
 
 Injection replaces a submodule with `nn.Sequential(original, Adapter)` through `setattr`: no class
 is swapped and no Hugging Face `forward` is copied, so the model's own code runs unchanged.
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
+from ..models.families import OVERRIDES, Family, family_of
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU}
 
@@ -86,38 +88,65 @@ class NormWithAdapter(nn.Module):
         return self.norm(s + self.adapter.delta(self.norm(s)))  # s: [batch, seq, d]
 
 
-def wrap_with_adapter(parent: nn.Module, child: str, adapter: Adapter) -> None:
-    """Replace `parent.<child>` by `Sequential(child, adapter)`: the adapter sees its output."""
-    original = getattr(parent, child, None)
-    if not isinstance(original, nn.Module):
-        raise ModelError(f"{parent.__class__.__name__} has no submodule {child!r} to put an adapter after")
-    setattr(parent, child, nn.Sequential(OrderedDict(original=original, adapter=adapter)))
+def module_at(root: nn.Module, path: str) -> nn.Module | None:
+    """The submodule at a dotted path, where an integer part indexes a ModuleList (-1: the last);
+    None when there is none."""
+    node = root
+    for part in path.split(".") if path else ():
+        if isinstance(node, nn.ModuleList) and part.lstrip("-").isdigit():
+            node = node[int(part)] if -len(node) <= int(part) < len(node) else None
+        else:
+            node = getattr(node, part, None)
+        if not isinstance(node, nn.Module):
+            return None
+    return node
 
 
-def encoder_layers(model: nn.Module) -> nn.ModuleList:
-    """The transformer layers of a BERT-family classifier (`<backbone>.encoder.layer`)."""
-    backbone = getattr(model, model.base_model_prefix, model)
-    layers = getattr(getattr(backbone, "encoder", None), "layer", None)
-    if not isinstance(layers, nn.ModuleList) or len(layers) == 0:
-        raise ModelError(f"{model.__class__.__name__}: no encoder.layer list found; adapters need a "
-                         "BERT-family encoder (BertModel, RobertaModel, ...)")
+def wrap_with_adapter(root: nn.Module, path: str, adapter: Adapter, before: bool = False) -> None:
+    """Replace the module at `path` by `Sequential(it, adapter)` (the adapter sees its output), or
+    with `before` by `Sequential(adapter, it)` (the adapter changes its input)."""
+    parent_path, _, child = path.rpartition(".")
+    parent, original = module_at(root, parent_path), module_at(root, path)
+    if parent is None or original is None:
+        raise ModelError(f"{root.__class__.__name__} has no submodule {path!r} to put an adapter at")
+    parts = [("adapter", adapter), ("original", original)] if before else [("original", original), ("adapter", adapter)]
+    setattr(parent, child, nn.Sequential(OrderedDict(parts)))
+
+
+def base_model(model: nn.Module) -> nn.Module:
+    return getattr(model, model.base_model_prefix, model)
+
+
+def layout_of(model: nn.Module, layout: str, mode: str) -> Family:
+    """The architecture-table entry of a model (families.py), for a method `mode` that needs it."""
+    return family_of(model.config.model_type, layout, f"method {mode} needs its layer list and sublayer outputs")
+
+
+def encoder_layers(model: nn.Module, family: Family) -> list[tuple[str, nn.Module]]:
+    """(name in the model, module) of each distinct transformer layer, in depth order: the table's
+    `layers` path (a ModuleList), every `*` expanded (ALBERT: its shared layers, once each)."""
+    found = [(model.base_model_prefix, base_model(model))]
+    for part in [*family.layers.split("."), "*"]:
+        if part == "*":
+            found = [(f"{name}.{i}", child) for name, mod in found if isinstance(mod, nn.ModuleList)
+                     for i, child in enumerate(mod)]
+        else:
+            found = [(f"{name}.{part}", getattr(mod, part)) for name, mod in found
+                     if isinstance(getattr(mod, part, None), nn.Module)]
+    layers = [(name, mod) for name, mod in found if not isinstance(mod, nn.ModuleList)]
+    if not found or len(layers) < len(found):
+        raise ModelError(f"{model.__class__.__name__}: no layer list at {family.layers!r} ({family.name} layout); "
+                         f"{OVERRIDES}")
     return layers
 
 
-def _require(layer: nn.Module, path: str, kind: type, index: int) -> None:
-    module = layer.get_submodule(path) if _has(layer, path) else None
-    if not isinstance(module, kind):
-        raise ModelError(f"encoder layer {index} has no {kind.__name__} at {path!r} "
-                         f"({layer.__class__.__name__}); layerwise adapters need BERT's layer layout "
-                         "(attention.output and output with dense, dropout, LayerNorm)")
-
-
-def _has(module: nn.Module, path: str) -> bool:
-    try:
-        module.get_submodule(path)
-    except AttributeError:
-        return False
-    return True
+def _require(layers: list[tuple[str, nn.Module]], path: str, kind: type, family: Family) -> None:
+    """Every layer has a `kind` at `path`, checked before any layer is changed."""
+    for name, layer in layers:
+        if not isinstance(module_at(layer, path), kind):
+            what = "module" if kind is nn.Module else kind.__name__
+            raise ModelError(f"{name} has no {what} at {path!r} ({layer.__class__.__name__}); the "
+                             f"{family.name} layout expects one; {OVERRIDES}")
 
 
 def hidden_size(model: nn.Module) -> int:
@@ -131,48 +160,47 @@ def check_bottleneck(model: nn.Module, bottleneck: int) -> None:
                          "(a bottleneck compresses)")
 
 
-def add_layerwise_adapters(model: nn.Module, bottleneck: int, init_std: float, activation: str) -> None:
-    """Two adapters per layer (paper Fig. 2): after the attention output projection + dropout and
-    after the feed-forward output projection + dropout, both before the residual add + LayerNorm."""
+def add_layerwise_adapters(model: nn.Module, family: Family, bottleneck: int, init_std: float,
+                           activation: str) -> None:
+    """Two adapters per layer (paper Fig. 2), on the attention and the feed-forward sublayer's
+    output, before the residual add (and, post-LN, the LayerNorm): families.py's placement rule."""
     check_bottleneck(model, bottleneck)
-    d = hidden_size(model)
-    layers = encoder_layers(model)
-    for i, layer in enumerate(layers):  # check every layer before changing any
-        for block in ("attention.output", "output"):
-            _require(layer, f"{block}.dropout", nn.Dropout, i)
-            _require(layer, f"{block}.LayerNorm", nn.LayerNorm, i)
-    for layer in layers:
-        for block in (layer.attention.output, layer.output):
-            wrap_with_adapter(block, "dropout", Adapter(d, bottleneck, init_std, activation))
+    d, layers = hidden_size(model), encoder_layers(model, family)
+    for path in (family.attention_out, family.ffn_out):
+        _require(layers, path, nn.Module, family)
+    for _, layer in layers:
+        for path in (family.attention_out, family.ffn_out):
+            wrap_with_adapter(layer, path, Adapter(d, bottleneck, init_std, activation))
 
 
-def add_pfeiffer_adapters(model: nn.Module, bottleneck: int, init_std: float, activation: str) -> None:
-    """One adapter per layer, after the feed-forward block only (Pfeiffer et al. 2021): around each
-    layer's output LayerNorm, see NormWithAdapter."""
+def add_pfeiffer_adapters(model: nn.Module, family: Family, bottleneck: int, init_std: float,
+                          activation: str) -> None:
+    """One adapter per layer, for the feed-forward block only (Pfeiffer et al. 2021): post-LN,
+    around the layer's feed-forward LayerNorm (NormWithAdapter); pre-LN, on the feed-forward output."""
     check_bottleneck(model, bottleneck)
-    d = hidden_size(model)
-    layers = encoder_layers(model)
-    for i, layer in enumerate(layers):  # check every layer before changing any
-        _require(layer, "output.LayerNorm", nn.LayerNorm, i)
-    for layer in layers:
-        adapter = Adapter(d, bottleneck, init_std, activation)
-        layer.output.LayerNorm = NormWithAdapter(layer.output.LayerNorm, adapter)
+    d, layers = hidden_size(model), encoder_layers(model, family)
+    if family.ffn_norm is None:
+        _require(layers, family.ffn_out, nn.Module, family)
+        for _, layer in layers:
+            wrap_with_adapter(layer, family.ffn_out, Adapter(d, bottleneck, init_std, activation))
+        return
+    _require(layers, family.ffn_norm, nn.LayerNorm, family)
+    parent_path, _, child = family.ffn_norm.rpartition(".")
+    for _, layer in layers:
+        parent = module_at(layer, parent_path)
+        setattr(parent, child, NormWithAdapter(getattr(parent, child), Adapter(d, bottleneck, init_std, activation)))
 
 
-def add_top_adapter(model: nn.Module, bottleneck: int, init_std: float, activation: str) -> None:
-    """One adapter on the final encoder layer's output (after its LayerNorm), before pooling."""
+def add_top_adapter(model: nn.Module, family: Family, bottleneck: int, init_std: float, activation: str) -> None:
+    """One adapter on the final hidden state (after the last layer's LayerNorm, pre-LN after the final
+    LayerNorm; ALBERT: on the input of the pooler, which reads only the last depth's output)."""
     check_bottleneck(model, bottleneck)
-    last = encoder_layers(model)[-1]
-    _require(last, "output.LayerNorm", nn.LayerNorm, len(encoder_layers(model)) - 1)
-    wrap_with_adapter(last.output, "LayerNorm", Adapter(hidden_size(model), bottleneck, init_std, activation))
+    adapter = Adapter(hidden_size(model), bottleneck, init_std, activation)
+    wrap_with_adapter(base_model(model), family.last_hidden, adapter, before=family.top_before)
 
 
-def top_adapter(model: nn.Module) -> Adapter | None:
-    """The adapter `add_top_adapter` put after the last layer's output LayerNorm, if there is one."""
-    try:
-        last = encoder_layers(model)[-1]
-    except ModelError:
-        return None
-    wrapped = getattr(getattr(last, "output", None), "LayerNorm", None)
+def top_adapter(model: nn.Module, family: Family) -> Adapter | None:
+    """The adapter `add_top_adapter` put at the family's last hidden state, if there is one."""
+    wrapped = module_at(base_model(model), family.last_hidden)
     adapter = getattr(wrapped, "adapter", None)
     return adapter if isinstance(wrapped, nn.Sequential) and isinstance(adapter, Adapter) else None

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..config import MethodConfig
 from ..errors import ConfigError
-from .adapters import Adapter, encoder_layers
+from .adapters import Adapter, encoder_layers, layout_of
 from .registry import METHODS
 from .surgery import SURGERIES
 
@@ -33,8 +33,12 @@ def _peft_tensors(model: nn.Module) -> list[str]:
 
 def _biases(model: nn.Module, prefix: str) -> list[str]:
     """BitFit: the `bias` parameter of every backbone module that has one."""
-    return [f"{name}.bias" for name, mod in model.named_modules()
-            if name.startswith(prefix + ".") and isinstance(mod._parameters.get("bias"), nn.Parameter)]
+    found = [f"{name}.bias" for name, mod in model.named_modules()
+             if name.startswith(prefix + ".") and isinstance(mod._parameters.get("bias"), nn.Parameter)]
+    if not found:  # e.g. ModernBERT (no biases by default): bitfit would silently be `head`
+        raise ConfigError(f"method.mode: bitfit trains the backbone's biases, and this {model.config.model_type} "
+                          "model has none; pick another method (head trains the head alone)")
+    return found
 
 
 def _head(model: nn.Module, prefix: str, m: MethodConfig) -> list[str]:
@@ -44,15 +48,17 @@ def _head(model: nn.Module, prefix: str, m: MethodConfig) -> list[str]:
     return heads + ([f"{prefix}.pooler"] if m.train_pooler and pooler is not None else [])
 
 
-def _top_layers(model: nn.Module, prefix: str, m: MethodConfig) -> list[str]:
-    n_layers = len(encoder_layers(model))
-    if m.top_layers > n_layers:
-        raise ConfigError(f"method.top_layers: {m.top_layers} is more than the model's {n_layers} layers")
-    return [f"{prefix}.encoder.layer.{i}" for i in range(n_layers - m.top_layers, n_layers)]
+def _top_layers(model: nn.Module, m: MethodConfig, layout: str) -> list[str]:
+    """The top k distinct layers (ALBERT: of its shared layers, which serve every depth)."""
+    layers = [name for name, _ in encoder_layers(model, layout_of(model, layout, "top_layers"))]
+    if m.top_layers > len(layers):
+        raise ConfigError(f"method.top_layers: {m.top_layers} is more than the model's {len(layers)} distinct layers")
+    return layers[len(layers) - m.top_layers:]
 
 
-def part_prefixes(model: nn.Module, part: str, m: MethodConfig) -> list[str]:
-    """Module-name prefixes of one trainable part (registry.PARTS), found by module type or position."""
+def part_prefixes(model: nn.Module, part: str, m: MethodConfig, layout: str = "auto") -> list[str]:
+    """Module-name prefixes of one trainable part (registry.PARTS), found by module type or position
+    (`layout`: model.layout, for the parts that need the architecture table)."""
     prefix = model.base_model_prefix
     if part == "all":
         return [""]
@@ -69,21 +75,21 @@ def part_prefixes(model: nn.Module, part: str, m: MethodConfig) -> list[str]:
     if part == "head":
         return _head(model, prefix, m)
     if part == "top_layers":
-        return _top_layers(model, prefix, m)
+        return _top_layers(model, m, layout)
     raise ValueError(part)
 
 
-def modules_to_save(model: nn.Module, method: MethodConfig) -> list[str]:
+def modules_to_save(model: nn.Module, method: MethodConfig, layout: str = "auto") -> list[str]:
     """The trained modules a PEFT adapter must save whole (PEFT's `modules_to_save`): the head (and
     pooler when it trains) and, for LoRA with train_layernorms, the LayerNorms."""
     parts = [p for p in METHODS[method.mode].trains if p not in ("peft", "all")]
-    names = [name for part in parts for name in part_prefixes(model, part, method)]
+    names = [name for part in parts for name in part_prefixes(model, part, method, layout)]
     return [name for name in names if any(True for _ in model.get_submodule(name).parameters())]
 
 
-def make_predicate(model: nn.Module, method: MethodConfig) -> Predicate:
+def make_predicate(model: nn.Module, method: MethodConfig, layout: str = "auto") -> Predicate:
     """The one predicate on parameter names that decides what trains and what is saved."""
-    prefixes = [p for part in METHODS[method.mode].trains for p in part_prefixes(model, part, method)]
+    prefixes = [p for part in METHODS[method.mode].trains for p in part_prefixes(model, part, method, layout)]
     names = frozenset(
         name for name, _ in model.named_parameters()
         if any(p == "" or name == p or name.startswith(p + ".") for p in prefixes)
@@ -91,12 +97,13 @@ def make_predicate(model: nn.Module, method: MethodConfig) -> Predicate:
     return names.__contains__
 
 
-def apply_method(model: nn.Module, method: MethodConfig) -> Predicate:
-    """Run the method's surgery, freeze everything the predicate rejects, return the predicate."""
+def apply_method(model: nn.Module, method: MethodConfig, layout: str = "auto") -> Predicate:
+    """Run the method's surgery, freeze everything the predicate rejects, return the predicate
+    (`layout`: model.layout, which architecture-table entry places the method's modules)."""
     surgery = METHODS[method.mode].surgery
     if surgery is not None:
-        SURGERIES[surgery](model, method)
-    is_trained = make_predicate(model, method)
+        SURGERIES[surgery](model, method, layout)
+    is_trained = make_predicate(model, method, layout)
     for name, param in model.named_parameters():
         param.requires_grad_(is_trained(name))
     return is_trained

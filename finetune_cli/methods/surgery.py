@@ -12,22 +12,23 @@ from collections.abc import Callable
 from torch import nn
 
 from ..config import MethodConfig
-from .adapters import add_layerwise_adapters, add_pfeiffer_adapters, add_top_adapter
+from .adapters import add_layerwise_adapters, add_pfeiffer_adapters, add_top_adapter, layout_of
 from .peft_methods import inject_peft
 
-Surgery = Callable[[nn.Module, MethodConfig], None]
+# (model, the method's settings, model.layout): `layout` picks the architecture-table entry
+Surgery = Callable[[nn.Module, MethodConfig, str], None]
 
 
-def layerwise_adapters(model: nn.Module, m: MethodConfig) -> None:
-    add_layerwise_adapters(model, m.bottleneck, m.init_std, m.activation)
+def layerwise_adapters(model: nn.Module, m: MethodConfig, layout: str) -> None:
+    add_layerwise_adapters(model, layout_of(model, layout, "layerwise"), m.bottleneck, m.init_std, m.activation)
 
 
-def top_adapter(model: nn.Module, m: MethodConfig) -> None:
-    add_top_adapter(model, m.bottleneck, m.init_std, m.activation)
+def top_adapter(model: nn.Module, m: MethodConfig, layout: str) -> None:
+    add_top_adapter(model, layout_of(model, layout, "top"), m.bottleneck, m.init_std, m.activation)
 
 
-def pfeiffer_adapters(model: nn.Module, m: MethodConfig) -> None:
-    add_pfeiffer_adapters(model, m.bottleneck, m.init_std, m.activation)
+def pfeiffer_adapters(model: nn.Module, m: MethodConfig, layout: str) -> None:
+    add_pfeiffer_adapters(model, layout_of(model, layout, "pfeiffer"), m.bottleneck, m.init_std, m.activation)
 
 
 SURGERIES: dict[str, Surgery] = {

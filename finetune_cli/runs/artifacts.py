@@ -26,7 +26,7 @@ from ..data.task import Task, task_spec
 from ..data.tokens import encode
 from ..errors import FtcliError, first_line
 from ..methods.predicate import Predicate, apply_method
-from ..models import load_backbone, name_labels
+from ..models.backbones import load_backbone, name_labels
 from ..runs.folder import CONFIG_FILE, WEIGHTS_FILE, read_summary
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def load_run_model(run_dir: Path) -> LoadedRun:
     if recorded != backbone.sha256:
         raise ArtifactError(f"{run_dir}: the backbone {cfg.model.name!r} has different weights than at training "
                             f"time (sha256 {backbone.sha256[:12]}… != recorded {str(recorded)[:12]}…)")
-    is_trained = apply_method(backbone.model, cfg.method)
+    is_trained = apply_method(backbone.model, cfg.method, cfg.model.layout)
     expected = {n for n, _ in backbone.model.named_parameters() if is_trained(n)}
     if set(tensors) != expected:
         odd = sorted(set(tensors) ^ expected)

@@ -15,12 +15,18 @@ from ..config import RunConfig, config_from_dict, config_to_dict
 from ..data.metrics import LOWER_IS_BETTER, METRIC_TEXT
 from ..data.objective import OBJECTIVES
 from ..errors import ConfigError, FtcliError
+from ..models.families import family_or_none
 from .read import Run, load_runs
 
 # `ftcli compare --metric`: what is shown, selected on, plotted; each task type's objective says which
 # it has. `auto`: each run's own headline, the metric it was selected by (its train.select_metric)
 # where that is a test score, else its task type's first.
 COMPARE_METRICS = ("auto", *dict.fromkeys(m for o in OBJECTIVES.values() for m in o.compare_metrics))
+
+
+# the offline backbones of runs recorded before schema 4 (no `model_type` yet): both BERTs. Spelled
+# here, not imported from models/backbones.py, which would make `ftcli compare` import torch.
+PRE_V4_BERTS = ("minilm-l6", "tiny-random-bert")
 
 
 def headline(run: Run) -> str:
@@ -35,10 +41,12 @@ def metric_of(metric: str):
     return headline if metric == "auto" else (lambda run: metric)
 
 
-def normalized(config: dict, task_type: str = "single_label") -> dict:
+def normalized(config: dict, task_type: str = "single_label", model_type: str | None = None) -> dict:
     """A recorded config with today's defaults filled in (runs recorded before a key was added), and
-    `train.select_metric: auto` as what it resolves to for the run's task type, so that a run
-    recorded as `accuracy` (before `auto` existed) and one recorded as `auto` are the same setting."""
+    each `auto` as what it resolves to: `train.select_metric` for the run's task type, the lora/ia3
+    targets for its model family (`model_type`: recorded since schema 4; before, the offline
+    backbones were BERTs), so that a run recorded with the explicit value (before `auto` existed)
+    and one recorded as `auto` are the same setting."""
     try:
         config = config_to_dict(config_from_dict(config))
     except ConfigError:
@@ -46,12 +54,26 @@ def normalized(config: dict, task_type: str = "single_label") -> dict:
     train = config["train"]
     if train["select_metric"] == "auto" and task_type in OBJECTIVES:
         config["train"] = {**train, "select_metric": OBJECTIVES[task_type].default_metric}
+    family = family_or_none(model_type or recorded_model_type(config["model"]["name"]), config["model"]["layout"])
+    if family is not None:  # config_to_dict made fresh dicts: filled in place
+        lora, ia3 = config["method"]["lora"], config["method"]["ia3"]
+        for section, key, value in ((lora, "target_modules", family.lora_targets),
+                                    (ia3, "target_modules", family.ia3_targets),
+                                    (ia3, "feedforward_modules", family.ia3_feedforward)):
+            if section[key] == "auto":
+                section[key] = value
     return config
+
+
+def recorded_model_type(model_name: str) -> str | None:
+    """The model type of a run recorded before schema 4, where its name says it (the offline ones)."""
+    return "bert" if model_name in PRE_V4_BERTS else None
 
 
 def group_key(run: Run, also_ignore: tuple[str, ...] = ()) -> str:
     """Runs that differ only by seed (and name, and the dotted keys `also_ignore`) share a key."""
-    config = {k: v for k, v in normalized(run.config, run.description.task_type).items() if k not in ("seed", "name")}
+    config = {k: v for k, v in normalized(run.config, run.description.task_type, run.description.model_type).items()
+              if k not in ("seed", "name")}
     for key in also_ignore:
         *sections, last = key.split(".")
         node = config
@@ -64,7 +86,7 @@ def group_key(run: Run, also_ignore: tuple[str, ...] = ()) -> str:
 
 def config_value(run: Run, key: str) -> Any:
     """The value of a dotted key in a run's (normalized) config; None where it is absent."""
-    node: Any = normalized(run.config, run.description.task_type)
+    node: Any = normalized(run.config, run.description.task_type, run.description.model_type)
     for part in key.split("."):
         node = node.get(part) if isinstance(node, dict) else None
     return node
@@ -256,5 +278,5 @@ def group_name(members: list[Run]) -> str:
 
 
 def _data_key(run: Run) -> str:
-    config = normalized(run.config, run.description.task_type)
+    config = normalized(run.config, run.description.task_type, run.description.model_type)
     return json.dumps([config.get("data"), config.get("model")], sort_keys=True)

@@ -9,7 +9,7 @@ Scores are written flat, `val_<metric>` in an evaluation record and `best_val_<m
 Version 1 is what ftcli wrote before records had a version (no `schema_version` key): the same keys,
 some of them absent in older folders (read back as None); version 2 added the key; version 3 the
 task types (`task_type`, their metrics, `best_val_accuracy` and `inference_accuracy` no longer
-always present). A folder written by a newer ftcli
+always present); version 4 the encoder family (`model_type`, `layout`, `targets`). A folder written by a newer ftcli
 (a higher version) is refused with one line instead of being half-understood.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import FtcliError
 
-SCHEMA_VERSION = 3  # 2: `schema_version` in every record; 3: task types and their metrics
+SCHEMA_VERSION = 4  # 2: `schema_version` in every record; 3: task types and their metrics; 4: model family
 UNVERSIONED = 1  # records written before they carried a version
 
 
@@ -123,6 +123,9 @@ class RunDescription:
     data_cache: dict[str, str] | None  # checked rows (Arrow sources) and tokenized splits: hit | miss | off
     versions: dict[str, str] | None
     task_type: str = "single_label"  # the objective's name (data/objective.py)
+    model_type: str | None = None  # the backbone's config.model_type (None: recorded before version 4)
+    layout: str | None = None  # its architecture-table entry (models/families.py); None: none, or before version 4
+    targets: list[str] | None = None  # lora / ia3: target modules as resolved (method.<mode>.target_modules: auto)
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ from ..data.splits import LoadedData, load_data
 from ..data.task import Task
 from ..data.tokens import Encoded, encode_split
 from ..errors import ConfigError
+from ..methods.peft_methods import targets_of, with_targets
 from ..methods.predicate import ParamCounts, Predicate, apply_method, count_params
-from ..models import Backbone, load_backbone, name_labels
+from ..models.backbones import Backbone, load_backbone, name_labels
 from .devices import seed_everything
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class Experiment:
     is_trained: Predicate  # the one predicate: what trains and what is saved
     counts: ParamCounts
     encoded: dict[str, Encoded]  # train / validation / test, tokenized without padding
+    targets: list[str] | None  # lora / ia3: the target modules, `auto` resolved for the model's family
 
     @property
     def model(self) -> nn.Module:
@@ -69,10 +71,14 @@ def prepare_experiment(cfg: RunConfig) -> Experiment:
     seed_everything(cfg.seed)  # the new head and the adapters are initialised under the run seed
     backbone = load_backbone(cfg.model, data.spec.num_outputs)
     name_labels(backbone.model, data.spec.label_names)
-    is_trained = apply_method(backbone.model, cfg.method)
+    is_trained = apply_method(backbone.model, cfg.method, cfg.model.layout)
     counts = count_params(backbone.model, is_trained, backbone.params)
+    targets = targets_of(with_targets(cfg.method, backbone.model, cfg.model.layout))
     encoded = {split: encode_split(part, data.spec, backbone.tokenizer, cfg.model.max_length)
                for split, part in data.parts.items()}
     if cfg.train.select_metric != given:  # printed once nothing can fail any more
         log.info("train.select_metric: auto -> %s (%s task)", cfg.train.select_metric, data.spec.objective.name)
-    return Experiment(cfg, data, backbone, is_trained, counts, encoded)
+    if targets is not None and targets != targets_of(cfg.method):
+        log.info("method.%s.target_modules: auto -> %s (%s layout)", cfg.method.mode, ", ".join(targets),
+                 backbone.layout)
+    return Experiment(cfg, data, backbone, is_trained, counts, encoded, targets)

@@ -19,6 +19,7 @@ from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from ..methods.adapters import Adapter, bypassed, top_adapter
+from ..models.families import FAMILIES
 
 Batch = dict[str, torch.Tensor]
 Predicate = Callable[[str], bool]
@@ -33,12 +34,15 @@ class Cut:
 
 
 def _has_bert_head(model: nn.Module) -> bool:
-    """`logits = classifier(dropout(pooler(sequence_output)))`: BertForSequenceClassification's layout."""
+    """`logits = classifier(dropout(pooler(sequence_output)))`: BertForSequenceClassification's layout
+    (other families run uncached: correct, only slower)."""
+    from transformers.models.bert.modeling_bert import BertPooler
+
     prefix = model.base_model_prefix
     children = {name for name, _ in model.named_children()}
     return (children == {prefix, "dropout", "classifier"} and isinstance(model.classifier, nn.Linear)
             and isinstance(model.dropout, nn.Dropout)
-            and isinstance(getattr(getattr(model, prefix), "pooler", None), nn.Module))
+            and isinstance(getattr(getattr(model, prefix), "pooler", None), BertPooler))
 
 
 def find_cut(model: nn.Module, is_trained: Predicate) -> Cut | None:
@@ -48,7 +52,7 @@ def find_cut(model: nn.Module, is_trained: Predicate) -> Cut | None:
         return None
     prefix = model.base_model_prefix
     backbone = getattr(model, prefix)
-    top = top_adapter(model)
+    top = top_adapter(model, FAMILIES["bert"])
     above = {id(p) for p in backbone.pooler.parameters()} | {id(p) for p in (top.parameters() if top else ())}
     if any(is_trained(n) for n, p in model.named_parameters() if n.startswith(prefix + ".") and id(p) not in above):
         return None

@@ -12,7 +12,7 @@ from ..data.batches import make_loader
 from ..data.splits import load_data
 from ..data.tokens import encode_split
 from ..errors import FtcliError
-from ..methods.adapters import adapters_in, bypassed, encoder_layers
+from ..methods.adapters import adapters_in, bypassed, encoder_layers, layout_of
 from ..methods.registry import METHODS, names_where
 from ..runs.artifacts import load_run_model
 from ..runs.folder import check_writable, write_atomic, write_json
@@ -35,7 +35,7 @@ def ablate_run(run_dir: Path, out_dir: Path, split: str = "validation") -> dict:
     accelerator = Accelerator(mixed_precision=run.cfg.train.mixed_precision)
     loader = accelerator.prepare(make_loader(encoded, run.cfg.train.eval_batch_size, run.tokenizer.pad_token_id))
     model = run.model.to(accelerator.device)
-    layers = encoder_layers(model)
+    layers = [layer for _, layer in encoder_layers(model, layout_of(model, run.cfg.model.layout, "ablate"))]
     intact = evaluate(model, loader, accelerator, data.spec.objective).accuracy
     cells = []
     for i in range(len(layers)):

@@ -27,11 +27,12 @@ from pathlib import Path
 from safetensors.torch import save_file
 from torch import nn
 
-from ..methods.adapters import Adapter, NormWithAdapter
+from ..methods.adapters import Adapter, NormWithAdapter, encoder_layers, layout_of
 from ..methods.peft_methods import peft_config
 from ..methods.predicate import modules_to_save, trained_state_dict
 from ..methods.registry import METHODS
-from ..models import MINILM, MINILM_HUB_ID, load_backbone, name_labels
+from ..models.backbones import MINILM, MINILM_HUB_ID, load_backbone, name_labels
+from ..models.families import Family
 from ..runs.artifacts import ArtifactError, LoadedRun, load_run_model
 from ..runs.folder import write_json
 
@@ -104,8 +105,8 @@ def save_peft(run: LoadedRun, out: Path) -> Export:
     base = hub_name(run.cfg.model.name)
     fresh = load_backbone(run.cfg.model, len(run.label_names)).model
     name_labels(fresh, run.label_names)
-    saved_modules = modules_to_save(run.model, run.cfg.method)
-    wrapped = peft.get_peft_model(fresh, peft_config(run.cfg.method, task_type="SEQ_CLS",
+    saved_modules = modules_to_save(run.model, run.cfg.method, run.cfg.model.layout)
+    wrapped = peft.get_peft_model(fresh, peft_config(run.cfg.method, fresh, run.cfg.model.layout, task_type="SEQ_CLS",
                                                      modules_to_save=saved_modules))
     wrapped.peft_config["default"].base_model_name_or_path = base  # get_peft_model sets the local path
     targets = dict(wrapped.named_parameters())
@@ -140,7 +141,7 @@ def save_adapterhub(run: LoadedRun, out: Path) -> Export:
     if int(d // factor) != method.bottleneck:
         raise ArtifactError(f"method.bottleneck: {method.bottleneck} is not hidden size {d} // a reduction factor "
                             "AdapterHub can store; pick a divisor of the hidden size")
-    adapter_names = adapterhub_names(model, name)
+    adapter_names = adapterhub_names(model, name, layout_of(model, run.cfg.model.layout, method.mode))
     state = trained_state_dict(model, run.is_trained)
     adapter = {adapter_names[n]: t for n, t in state.items() if n in adapter_names}
     rest = {plain_name(model, n): t for n, t in state.items() if n not in adapter_names}
@@ -162,18 +163,29 @@ def save_adapterhub(run: LoadedRun, out: Path) -> Export:
                   f"{base!r}, num_labels={len(run.label_names)}{problem_arg(run)})")
 
 
-def adapterhub_names(model: nn.Module, name: str) -> dict[str, str]:
-    """ftcli name -> AdapterHub name of every adapter weight. An Adapter sits in a wrapper (the
-    Sequential after a dropout, or NormWithAdapter around a LayerNorm) inside BERT's output block;
-    AdapterHub keeps it in that block's `adapters` dict: `<block>.adapters.<name>.adapter_down.0`
-    (its down-projection is Sequential(Linear, activation)) and `.adapter_up`."""
+def adapterhub_names(model: nn.Module, name: str, family: Family) -> dict[str, str]:
+    """ftcli name -> AdapterHub name of every adapter weight. AdapterHub keeps a layer's adapters in
+    one module per sublayer (the table's `adapterhub_blocks`: BERT's output blocks, DistilBERT's
+    attention_adapters / output_adapters, ...) as `<block>.adapters.<name>.adapter_down.0` (its
+    down-projection is Sequential(Linear, activation)) and `.adapter_up`."""
+    if family.adapterhub_blocks is None:
+        raise ArtifactError(f"AdapterHub has no {family.name} interface, so this run cannot be an AdapterHub "
+                            "folder; `ftcli predict` uses the run folder itself")
+    spots = {family.attention_out: family.adapterhub_blocks[0], family.ffn_out: family.adapterhub_blocks[1],
+             family.ffn_norm: family.adapterhub_blocks[1]}
+    layers = dict(encoder_layers(model, family))
     renamed = {}
     for path, module in model.named_modules():
-        if isinstance(module, Adapter):
-            block = path.rsplit(".", 2)[0]  # <block>.<wrapped child>.adapter -> <block>
-            for attr, target in (("down", "adapter_down.0"), ("up", "adapter_up")):
-                for tensor in ("weight", "bias"):
-                    renamed[f"{path}.{attr}.{tensor}"] = f"{block}.adapters.{name}.{target}.{tensor}"
+        if not isinstance(module, Adapter):
+            continue
+        layer = next((n for n in layers if path.startswith(n + ".")), None)
+        spot = path[len(layer) + 1:].rsplit(".", 1)[0] if layer else None  # <spot>.adapter -> <spot>
+        if spot not in spots:
+            raise ArtifactError(f"{path}: AdapterHub keeps adapters only at a layer's sublayer outputs; "
+                                "this one is elsewhere, so the run cannot be an AdapterHub folder")
+        for attr, target in (("down", "adapter_down.0"), ("up", "adapter_up")):
+            for tensor in ("weight", "bias"):
+                renamed[f"{path}.{attr}.{tensor}"] = f"{layer}.{spots[spot]}.adapters.{name}.{target}.{tensor}"
     return renamed
 
 

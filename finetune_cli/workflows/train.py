@@ -53,9 +53,11 @@ def train_from_config(cfg: RunConfig, config_path: Path, runs_dir: Path, overwri
     if enabled:
         check_writable(path, "--runs-dir")  # fail before minutes of loading, not after
     if resume and (path / CONFIG_FILE).exists():
-        task_type = read_summary(path).get("task_type") or "single_label"  # recorded before task types: single
-        key = first_difference(normalized(config_to_dict(cfg), task_type),
-                               normalized(read_yaml(path / CONFIG_FILE), task_type))
+        recorded = read_summary(path)
+        task_type = recorded.get("task_type") or "single_label"  # recorded before task types: single
+        model_type = recorded.get("model_type")  # recorded since schema 4
+        key = first_difference(normalized(config_to_dict(cfg), task_type, model_type),
+                               normalized(read_yaml(path / CONFIG_FILE), task_type, model_type))
         if key is not None:
             raise ConfigError(f"{key}: differs from the config recorded in {path}; "
                               "resume with the same config, or start a new run with --name")
@@ -83,7 +85,8 @@ def describe(exp: Experiment) -> RunDescription:
         seed=exp.cfg.seed, epochs=exp.cfg.train.epochs, data_source=exp.data.source,
         data_sizes=exp.data.sizes(), label_names=list(exp.spec.label_names), data_notes=list(exp.data.notes),
         data_cache={"checked": exp.data.cache, "tokenized": cache_state(e.cache for e in exp.encoded.values())},
-        versions=library_versions(), task_type=exp.objective.name,
+        versions=library_versions(), task_type=exp.objective.name, model_type=exp.backbone.model_type,
+        layout=exp.backbone.layout, targets=exp.targets,
     )
 
 
