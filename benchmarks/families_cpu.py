@@ -7,8 +7,8 @@ rates on MiniLM-L6 (BERT layout, 22M) and MPNet-base (all-mpnet-base-v2, 110M; `
 PATH/TO/glue holds one folder per task with train.jsonl.gz and dev.jsonl.gz (dev is the test split,
 validation is carved from train). Every run is an ordinary `ftcli train` of configs/glue/<task>.yaml
 (folders under --runs-dir/<model>/; a completed run is skipped, so the script resumes). It prints one
-table: rows = methods, per model the test metric (x100), trained parameters and train seconds per
-epoch, then each model's ranking of the methods.
+table: rows = methods, per model the test metric (x100), trained parameters and training seconds
+(all epochs, evaluation excluded), then each model's ranking of the methods.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def results(args, model: str) -> dict[str, dict]:
 def table(args, models: list[str]) -> str:
     metric = METRIC[args.task]
     found = {m: results(args, m) for m in models}
-    header = " | ".join(f"{m}: test {metric} | trained | s/epoch" for m in models)
+    header = " | ".join(f"{m}: test {metric} | trained | train s" for m in models)
     lines = [f"| method | {header} |", "|---" * (1 + 3 * len(models)) + "|"]
     for mode in LEARNING_RATES:
         cells = []
@@ -61,7 +61,7 @@ def table(args, models: list[str]) -> str:
             row = found[m].get(mode)
             value = None if row is None else row.get(f"inference_{metric}")
             cells += ["-", "-", "-"] if value is None else [
-                f"{100 * value:.1f}", f"{row['trainable_pct']:.2f}%", f"{row['train_seconds_per_epoch']:.0f}"]
+                f"{100 * value:.1f}", f"{row['trainable_pct']:.2f}%", f"{row['train_seconds']:.0f}"]
         lines.append(f"| {mode} | " + " | ".join(cells) + " |")
     for m in models:
         ranked = sorted((r[f"inference_{metric}"], mode) for mode, r in found[m].items()

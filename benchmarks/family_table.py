@@ -35,6 +35,8 @@ def cell(name: str, mode: str) -> str:
         note = ", export: no AdapterHub interface"
     elif mode == "top" and family.top_before:
         note = ", export: top adapter outside a layer"
+    elif mode == "layerwise" and family.adapterhub_blocks[0] is None:
+        note = ", export: AdapterHub's attention adapter differs"
     return f"yes ({trainable:,}{note})"
 
 

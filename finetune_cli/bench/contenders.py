@@ -20,7 +20,8 @@ from ..data.task import DATASETS
 from ..data.tokens import Encoded, encode
 from ..errors import ConfigError, FtcliError
 from ..methods.predicate import apply_method, count_params
-from ..models.backbones import MINILM, TINY, load_backbone, minilm_dir, quiet_transformers
+from ..models.backbones import load_backbone, minilm_dir, quiet_transformers, source_of
+from ..models.tiny import TINY_NAMES
 from ..training.devices import distributed_accelerator, seed_everything
 from ..training.loop import train_step
 from ..training.optim import make_optimizer, make_scheduler
@@ -103,15 +104,14 @@ class Contender:
 
 
 def reference_source(model_name: str, num_labels: int, tmp: Path) -> str:
-    """The weights folder the reference loads: MiniLM's own folder, a saved tiny BERT, or the id."""
-    if model_name == MINILM:
-        return str(minilm_dir())
-    if model_name == TINY:  # the tiny encoder is built in code: save it once so from_pretrained reads it
-        folder = tmp / f"tiny-random-bert-{num_labels}"
+    """The weights folder the reference loads: a shipped or `make models` folder, a saved tiny model,
+    or the id."""
+    if model_name in TINY_NAMES:  # a tiny encoder is built in code: save it once so from_pretrained reads it
+        folder = tmp / f"{model_name}-{num_labels}"
         if not folder.exists():
-            load_backbone(ModelConfig(name=TINY), num_labels).model.save_pretrained(folder)
+            load_backbone(ModelConfig(name=model_name), num_labels).model.save_pretrained(folder)
         return str(folder)
-    return model_name
+    return source_of(model_name)
 
 
 def build_reference(source: str, num_labels: int, seed: int, device: torch.device) -> Contender:
@@ -165,5 +165,5 @@ def build(name: str, model_name: str, bottleneck: int, num_labels: int, seed: in
 
 
 def tokenizer_for(model_name: str):
-    """The backbone's tokenizer (the tiny BERT uses MiniLM's bert-base-uncased vocabulary)."""
-    return AutoTokenizer.from_pretrained(str(minilm_dir()) if model_name in (TINY, MINILM) else model_name)
+    """The backbone's tokenizer (the tiny models use MiniLM's bert-base-uncased vocabulary)."""
+    return AutoTokenizer.from_pretrained(str(minilm_dir()) if model_name in TINY_NAMES else source_of(model_name))

@@ -18,7 +18,9 @@ from torch import nn
 
 from ..bench.contenders import Batch, build, make_inputs, tokenizer_for
 from ..errors import FtcliError
+from ..methods.adapters import encoder_layers
 from ..models.backbones import quiet_transformers
+from ..models.families import family_or_none
 from ..training import memory
 
 RESULT_MARK = "FTCLI_BENCH_RESULT "  # the line a memory child prints its result on
@@ -47,19 +49,23 @@ def count_flops(model: nn.Module, batch: Batch) -> dict[str, float]:
         bwd += f * (int(x.requires_grad) + int(mod.weight.requires_grad))
 
     def attention_hook(mod: nn.Module, args, output):
+        """Q K^T and P V of one layer, from its input [B, s, d]: 2 matmuls of 2*B*s*s*d each. Hooked
+        on every layer of the architecture table, so it counts for every family (not just BERT's names)."""
         nonlocal attn_fwd, attn_bwd
-        ctx = output[0] if isinstance(output, tuple) else output  # [B, s, d]
-        b, s = ctx.shape[0], ctx.shape[1]
-        d = mod.query.out_features
+        x = args[0] if args else None
+        if not isinstance(x, torch.Tensor) or x.dim() != 3:
+            return
+        b, s, d = x.shape
         f = 4.0 * b * s * s * d
         attn_fwd += f
-        attn_bwd += 2 * f * int(ctx.requires_grad)
+        attn_bwd += 2 * f * int(x.requires_grad or any(p.requires_grad for p in mod.parameters()))
 
     for mod in model.modules():
         if isinstance(mod, nn.Linear):
             handles.append(mod.register_forward_hook(linear_hook))
-        elif all(isinstance(getattr(mod, k, None), nn.Linear) for k in ("query", "key", "value")):
-            handles.append(mod.register_forward_hook(attention_hook))
+    family = family_or_none(model.config.model_type)  # a family the table does not know: attention not counted
+    for _, layer in encoder_layers(model, family) if family else ():
+        handles.append(layer.register_forward_hook(attention_hook))
     try:
         with torch.enable_grad():
             model(**{k: v for k, v in batch.items() if k != "labels"})

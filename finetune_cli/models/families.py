@@ -39,7 +39,8 @@ class Family:
     ffn_out: str  # per layer: the same for the feed-forward sublayer
     ffn_norm: str | None  # per layer, post-LN: the LayerNorm after the feed-forward residual (Pfeiffer); pre-LN None
     last_hidden: str  # from the base model: the module whose output is the last hidden state (the top adapter's input)
-    lora_targets: tuple[str, ...]  # LoRA's default `target_modules` (PEFT name suffixes): attention query and value
+    lora_targets: tuple[str, ...]  # LoRA's default `target_modules` (PEFT name suffixes): attention query and
+    # value (ModernBERT: its fused Wqkv, so query, key and value at once)
     ia3_targets: tuple[str, ...]  # (IA)3's default targets: attention key, value and the feed-forward output
     ia3_feedforward: tuple[str, ...]  # the (IA)3 targets that scale their input (feed-forward layers)
     pooling: str  # how the classification head reads the encoder (README)
@@ -50,8 +51,8 @@ class Family:
     top_before: bool = False
     shared_layers: bool = False  # one layer's weights serve several depths (ALBERT): adapters are shared too
     # AdapterHub's per-layer module holding the attention / the feed-forward adapters ("<block>.adapters.<name>");
-    # None: AdapterHub has no interface for the family
-    adapterhub_blocks: tuple[str, str] | None = ("attention.output", "output")
+    # None: AdapterHub has no interface for the family (or, for the attention block, computes another thing there)
+    adapterhub_blocks: tuple[str | None, str] | None = ("attention.output", "output")
 
 
 def _bert_like(name: str, *model_types: str, pooling: str = ROBERTA_HEAD) -> Family:
@@ -76,7 +77,10 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("albert", ("albert",), "encoder.albert_layer_groups.*.albert_layers", "attention.output_dropout",
            "ffn_output", "full_layer_layer_norm", "pooler", ("query", "value"), ("key", "value", "ffn_output"),
            ("ffn_output",), BERT_HEAD, top_before=True, shared_layers=True,
-           adapterhub_blocks=("attention.attention_adapters", "output_adapters")),
+           # AdapterHub's ALBERT attention adapter (AlbertAttentionWithAdapters, adapters 1.2-1.3) is
+           # called with the attention input and output the other way round: LN(x + A(x) + proj), not
+           # the LN(x + proj + A(proj)) ftcli trains; so only the feed-forward adapters export
+           adapterhub_blocks=(None, "output_adapters")),
     Family("modernbert", ("modernbert",), "layers", "attn.out_drop", "mlp", None, "final_norm",
            ("attn.Wqkv",), ("attn.Wqkv", "mlp.Wo"), ("mlp.Wo",),
            "mean of tokens or [CLS] (config.classifier_pooling) -> head (dense, GELU, LayerNorm) -> classifier",

@@ -15,6 +15,7 @@ from ..config import RunConfig, config_from_dict, config_to_dict
 from ..data.metrics import LOWER_IS_BETTER, METRIC_TEXT
 from ..data.objective import OBJECTIVES
 from ..errors import ConfigError, FtcliError
+from ..methods.registry import METHODS, SECTIONS
 from ..models.families import family_or_none
 from .read import Run, load_runs
 
@@ -24,6 +25,9 @@ from .read import Run, load_runs
 COMPARE_METRICS = ("auto", *dict.fromkeys(m for o in OBJECTIVES.values() for m in o.compare_metrics))
 
 
+# the lora / ia3 defaults before `auto` (schema < 4): BERT's names, which `auto` resolves to for BERTs
+PRE_V4_DEFAULTS = (("lora", "target_modules", ("query", "value")), ("ia3", "target_modules", ("key", "value",
+                   "output.dense")), ("ia3", "feedforward_modules", ("output.dense",)))
 # the offline backbones of runs recorded before schema 4 (no `model_type` yet): both BERTs. Spelled
 # here, not imported from models/backbones.py, which would make `ftcli compare` import torch.
 PRE_V4_BERTS = ("minilm-l6", "tiny-random-bert")
@@ -47,21 +51,28 @@ def normalized(config: dict, task_type: str = "single_label", model_type: str | 
     targets for its model family (`model_type`: recorded since schema 4; before, the offline
     backbones were BERTs), so that a run recorded with the explicit value (before `auto` existed)
     and one recorded as `auto` are the same setting."""
+    pre_v4 = isinstance(config.get("model"), dict) and "layout" not in config["model"]  # recorded before `auto`
     try:
         config = config_to_dict(config_from_dict(config))
     except ConfigError:
         return config
+    method = config["method"]  # config_to_dict made fresh dicts: changed in place
+    for section, key, old_default in PRE_V4_DEFAULTS if pre_v4 else ():
+        if tuple(method[section][key]) == old_default:
+            method[section][key] = "auto"  # what the default was then is what `auto` stands for now
+    for section in SECTIONS:  # one method's own settings do not make two runs of another method differ
+        if METHODS[method["mode"]].section != section:
+            del method[section]
     train = config["train"]
     if train["select_metric"] == "auto" and task_type in OBJECTIVES:
         config["train"] = {**train, "select_metric": OBJECTIVES[task_type].default_metric}
     family = family_or_none(model_type or recorded_model_type(config["model"]["name"]), config["model"]["layout"])
-    if family is not None:  # config_to_dict made fresh dicts: filled in place
-        lora, ia3 = config["method"]["lora"], config["method"]["ia3"]
-        for section, key, value in ((lora, "target_modules", family.lora_targets),
-                                    (ia3, "target_modules", family.ia3_targets),
-                                    (ia3, "feedforward_modules", family.ia3_feedforward)):
-            if section[key] == "auto":
-                section[key] = value
+    if family is not None:
+        for section, key, value in (("lora", "target_modules", family.lora_targets),
+                                    ("ia3", "target_modules", family.ia3_targets),
+                                    ("ia3", "feedforward_modules", family.ia3_feedforward)):
+            if section in method and method[section][key] == "auto":
+                method[section][key] = value
     return config
 
 

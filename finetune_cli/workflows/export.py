@@ -183,6 +183,10 @@ def adapterhub_names(model: nn.Module, name: str, family: Family) -> dict[str, s
         if spot not in spots:
             raise ArtifactError(f"{path}: AdapterHub keeps adapters only at a layer's sublayer outputs; "
                                 "this one is elsewhere, so the run cannot be an AdapterHub folder")
+        if spots[spot] is None:
+            raise ArtifactError(f"{path}: AdapterHub's {family.name} attention adapter computes another function "
+                                "than this one (models/families.py), so the run cannot be an AdapterHub folder; "
+                                "`ftcli predict` uses the run folder itself")
         for attr, target in (("down", "adapter_down.0"), ("up", "adapter_up")):
             for tensor in ("weight", "bias"):
                 renamed[f"{path}.{attr}.{tensor}"] = f"{layer}.{spots[spot]}.adapters.{name}.{target}.{tensor}"
