@@ -155,19 +155,38 @@ def sweep(
                                                                "CPUs // cpus-per-run).")] = None,
     cpus_per_run: Annotated[float, typer.Option(min=0.01, help="Ray: CPUs per run (its torch threads).")] = 1.0,
     gpus_per_run: Annotated[float, typer.Option(min=0.0, help="Ray: GPUs per run (fractions share).")] = 0.0,
+    max_cells: Annotated[Optional[int], typer.Option(min=1, help="Refuse a grid of more runs than this "
+                                                                  "(default 10,000).")] = None,
 ) -> None:
     """Run a grid of configs resumably (completed runs are skipped, interrupted ones resumed)."""
-    from .workflows.sweep import RayOptions, load_sweep, run_sweep
+    from .workflows.sweep import MAX_CELLS, RayOptions, load_sweep, run_sweep
 
-    plan = load_sweep(sweep_file, set_ or [])
+    plan = load_sweep(sweep_file, set_ or [], max_cells or MAX_CELLS)
+    err.print(f"sweep {plan.name}: {len(plan.runs):,} runs", highlight=False, markup=False)
     ray = RayOptions(address, workers, cpus_per_run, gpus_per_run) if launcher is Launcher.ray else None
     if ray is not None and not dry_run:
         require_ray()
     outcomes = run_sweep(plan, runs_dir, err, dry_run, ray)
     for name, outcome in outcomes:
-        out.print(f"{outcome:9} {runs_dir / plan.name / name}", markup=False, highlight=False, soft_wrap=True)
-    if any(outcome == "failed" for _, outcome in outcomes):
-        raise FtcliError(f"some runs of {plan.name} failed (see their summary.json); rerun to retry them")
+        word, _, key = outcome.partition(": ")
+        note = f"  ({key} differs from the config recorded there)" if key else ""
+        out.print(f"{word:9} {runs_dir / plan.name / name}{note}", markup=False, highlight=False, soft_wrap=True)
+    problem = sweep_problem(plan.name, [outcome for _, outcome in outcomes])
+    if problem:
+        raise FtcliError(problem)
+
+
+def sweep_problem(name: str, outcomes: list[str]) -> str | None:
+    """The last line of a sweep that did not leave every run completed with its own config."""
+    count = {word: sum(o.split(":")[0] == word for o in outcomes) for word in ("failed", "differs", "busy")}
+    if count["failed"]:
+        return f"{count['failed']} runs of {name} failed (see their summary.json); rerun to retry them"
+    if count["differs"]:
+        return (f"{count['differs']} runs of {name} hold a run of another config (the sweep changed since); "
+                "nothing was trained in them: delete those folders, or give the sweep another name")
+    if count["busy"]:
+        return f"{count['busy']} runs of {name} were skipped: another launcher holds them; rerun once it is done"
+    return None
 
 
 Metric = Enum("Metric", {m: m for m in COMPARE_METRICS}, type=str)  # the task types' compare metrics
@@ -260,11 +279,12 @@ def predict(
     pair: Annotated[Optional[list[str]], typer.Option(help="Second sentence (hypothesis) per --text.")] = None,
     file: Annotated[Optional[Path], typer.Option(help="JSON Lines with the data set's fields; an optional "
                                                       "`run` field picks the run folder by name.")] = None,
+    force: Annotated[bool, typer.Option(help="Also use a run that is not completed (interrupted, failed).")] = False,
 ) -> None:
     """Print labels and probabilities (JSON Lines) from trained run folders."""
     from .workflows.predict import predict_runs, read_inputs
 
-    found = predict_runs(run_dirs, read_inputs(text or [], pair or [], file))
+    found = predict_runs(run_dirs, read_inputs(text or [], pair or [], file), force)
     for p in found.rows:
         sys.stdout.write(json.dumps(p, allow_nan=False) + "\n")
     sys.stdout.flush()
@@ -280,12 +300,15 @@ def predict(
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A completed run folder.")],
     out_dir: Annotated[Path, typer.Argument(help="A new (or empty) folder to write.")],
+    force: Annotated[bool, typer.Option(help="Also export a run that is not completed (recorded in the "
+                                             "manifest).")] = False,
 ) -> None:
     """Write a run as a folder that loads without ftcli: transformers, PEFT or AdapterHub (by mode)."""
     from .workflows.export import export_run
 
-    done = export_run(run_dir, out_dir)
-    out.print(f"wrote a {done.kind} folder {out_dir} ({done.mode}, labels {', '.join(done.label_names)}); "
+    done = export_run(run_dir, out_dir, force)
+    article = "an" if done.kind[0] in "aeiou" else "a"
+    out.print(f"wrote {article} {done.kind} folder {out_dir} ({done.mode}, labels {', '.join(done.label_names)}); "
               f"load it with: {done.load_with}", markup=False, highlight=False, soft_wrap=True)
 
 

@@ -110,3 +110,45 @@ def test_an_adapter_size_adapterhub_cannot_store_is_refused(tmp_path):
     run = train_smoke(tmp_path / "runs", "pfeiffer", "--set", "method.bottleneck=5")  # 32 // (32 / 5) == 6
     result = ftcli("export", run, tmp_path / "out")
     assert result.exit_code == 2 and "method.bottleneck: 5 is not hidden size 32 // a reduction factor" in result.output
+
+
+def test_an_unfinished_run_is_refused_without_force_and_its_status_recorded_with_it(tmp_path):
+    """#24.6: an interrupted run's weights are an unfinished run's; export and predict say so."""
+    run = train_smoke(tmp_path / "runs", "layerwise")
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    for command in (["export", run, tmp_path / "out"], ["predict", run, "--text", "fine"]):
+        refused = ftcli(*command)
+        assert refused.exit_code == 2 and "the run is 'interrupted', not completed" in refused.output
+    assert not (tmp_path / "out").exists()
+    assert ftcli("predict", run, "--text", "fine", "--force").exit_code == 0
+    forced = ftcli("export", run, tmp_path / "out", "--force")
+    assert forced.exit_code == 0 and "wrote an adapterhub folder" in forced.output  # #24.11: "an"
+    assert json.loads((tmp_path / "out" / "ftcli_export.json").read_text())["status"] == "interrupted"
+
+
+def test_an_export_that_fails_leaves_nothing_behind_and_a_read_only_target_is_refused_first(tmp_path, monkeypatch):
+    """#24.4: a full disk mid-export used to leave a partial folder that the retry then refused."""
+    import errno
+    import os
+
+    import finetune_cli.workflows.export as export_module
+
+    run = train_smoke(tmp_path / "runs", "full")
+    real = export_module.SAVERS["transformers"]
+
+    def disk_full(run_, folder, shown):
+        real(run_, folder, shown)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setitem(export_module.SAVERS, "transformers", disk_full)
+    failed = ftcli("export", run, tmp_path / "out")
+    assert failed.exit_code == 2 and "cannot write the export (No space left on device)" in failed.output
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
+    monkeypatch.undo()
+    assert ftcli("export", run, tmp_path / "out").exit_code == 0  # the retry works
+    if os.geteuid() != 0:  # root writes anywhere: the permission check cannot be seen
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        refused = ftcli("export", run, locked / "out")
+        assert refused.exit_code == 2 and "is not writable" in refused.output

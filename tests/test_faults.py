@@ -44,8 +44,8 @@ def metrics(folder: Path) -> list[dict]:
 def wait_for_epochs(folder: Path, n: int, proc: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        path = folder / "metrics.jsonl"
-        if path.exists() and len(path.read_text().splitlines()) >= n:
+        path = folder / "metrics.jsonl"  # written before the epoch's checkpoint (renamed into place whole)
+        if path.exists() and len(path.read_text().splitlines()) >= n and (folder / "checkpoint.safetensors").exists():
             return
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.02)
@@ -191,14 +191,14 @@ def test_a_kill_right_after_the_last_checkpoint_loses_no_epoch_on_resume(tmp_pat
 
     def save_then_die(path, model, is_trained, optimizer, scheduler, loop):
         real(path, model, is_trained, optimizer, scheduler, loop)
-        if loop.epoch == 2:  # the checkpoint holds epoch 2; metrics.jsonl not yet
+        if loop.epoch == 2:  # the checkpoint holds epoch 2, and so does metrics.jsonl (written before it)
             raise Killed
 
     monkeypatch.setattr(train_module, "save_checkpoint", save_then_die)
     folder = RunFolder.create(tmp_path, "run")
     with pytest.raises(Killed):
         run_and_record(cfg, folder)
-    assert epochs_recorded(folder.path) == [1]
+    assert epochs_recorded(folder.path) == [1, 2]
     monkeypatch.undo()
     summary = run_and_record(cfg, folder, resume=True)
     assert summary.status == "completed" and epochs_recorded(folder.path) == [1, 2]
@@ -257,6 +257,7 @@ def test_a_full_disk_is_one_line_and_marks_the_run_failed(tmp_path, monkeypatch,
         f"ftcli: error: {tmp_path / 'runs' / 'run' / full_at}: cannot write (No space left on device)"]
     summary = json.loads((tmp_path / "runs" / "run" / "summary.json").read_text())
     assert summary["status"] == "failed" and "No space left on device" in summary["error"]
+    assert epochs_recorded(tmp_path / "runs" / "run") == [1]  # #24.5: epoch 1 was evaluated: its record stays
 
 
 def interrupted_run(tmp_path: Path, monkeypatch, **sections) -> tuple[Path, Path]:

@@ -109,7 +109,9 @@ def test_two_sweeps_at_once_never_train_the_same_run_twice(tmp_path):
     launchers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
                  for _ in range(2)]
     outputs = [p.communicate(timeout=600) for p in launchers]
-    assert all(p.returncode == 0 for p in launchers), [err[-2000:] for _, err in outputs]
+    # a launcher that found runs busy says so in its last line and exits 1 (it did not finish the sweep)
+    assert all(p.returncode == 0 or (p.returncode == 1 and "another launcher holds them" in err.splitlines()[-1])
+               for p, (_, err) in zip(launchers, outputs, strict=True)), [err[-2000:] for _, err in outputs]
     completed = [line.split()[1] for out, _ in outputs for line in out.splitlines() if line.startswith("completed")]
     assert sorted(completed) == sorted(str(runs / "tiny" / n) for n in
                                        ("mode=full_seed=0", "mode=full_seed=1", "mode=top_seed=0", "mode=top_seed=1"))
@@ -131,8 +133,70 @@ def test_a_lock_of_a_dead_process_is_taken_over_and_one_of_another_host_is_respe
         json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout), "since": 0}))
     (runs / "tiny" / ".mode=top_seed=1.lock").write_text(json.dumps({"host": "elsewhere", "pid": 1, "since": 0}))
     result = ftcli("sweep", path, "--runs-dir", runs)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     assert result.stdout.split() == ["completed", str(runs / "tiny" / "mode=top_seed=0"),
                                      "busy", str(runs / "tiny" / "mode=top_seed=1")]
     assert "mode=top_seed=1 is being trained by elsewhere pid 1; skipped" in result.output
+    assert result.output.strip().splitlines()[-1] == (
+        "ftcli: error: 1 runs of tiny were skipped: another launcher holds them; rerun once it is done")
     assert not (runs / "tiny" / "mode=top_seed=1").exists()
+
+
+def test_an_edited_sweep_reports_its_old_runs_as_differs_never_done(tmp_path):
+    """#24.1: a changed value (in the file or by --set) is not the run recorded in the folder."""
+    path, runs = write_sweep(tmp_path, grid={"method.mode": ["top"], "seed": [0]}), tmp_path / "runs"
+    assert ftcli("sweep", path, "--runs-dir", runs).exit_code == 0
+    folder = str(runs / "tiny" / "mode=top_seed=0")
+    for extra in (["--set", "train.batch_size=8"], []):
+        if not extra:  # the same change, made in the file
+            data = yaml.safe_load(path.read_text())
+            path.write_text(yaml.safe_dump({**data, "set": {**data["set"], "train.epochs": 2}}))
+        for dry in ([], ["--dry-run"]):
+            result = ftcli("sweep", path, "--runs-dir", runs, *extra, *dry)
+            key = "train.batch_size" if extra else "train.epochs"
+            assert result.stdout.strip() == f"differs   {folder}  ({key} differs from the config recorded there)"
+            assert result.exit_code == 1 and "hold a run of another config" in result.output.splitlines()[-1]
+    assert json.loads((runs / "tiny" / "mode=top_seed=0" / "summary.json").read_text())["epochs"] == 1  # untouched
+
+
+def test_an_empty_lock_is_taken_over_once_old_and_a_recycled_pid_does_not_hold_a_lock(tmp_path):
+    """#24.8: a launcher killed between creating its lock and writing its owner, or a lock whose pid
+    now belongs to a younger process, would otherwise leave the run `busy` forever."""
+    import os
+    import socket
+    import time
+
+    from finetune_cli.workflows.sweep import EMPTY_LOCK_SECONDS, run_lock
+
+    empty = tmp_path / ".empty.lock"
+    empty.write_text("")
+    with run_lock(empty) as held_by:
+        assert held_by == "? pid ?"  # young: maybe being written right now
+    old = time.time() - EMPTY_LOCK_SECONDS - 1
+    os.utime(empty, (old, old))
+    with run_lock(empty) as held_by:
+        assert held_by is None
+    recycled = tmp_path / ".recycled.lock"  # this very process, but "since" before it started
+    recycled.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": 1.0}))
+    with run_lock(recycled) as held_by:
+        assert held_by is None
+    alive = tmp_path / ".alive.lock"
+    alive.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}))
+    with run_lock(alive) as held_by:
+        assert held_by == f"{socket.gethostname()} pid {os.getpid()}"
+
+
+def test_a_huge_grid_is_counted_and_refused_before_any_run_is_built(tmp_path):
+    """#24.9: 10^10 cells used to hang --dry-run silently."""
+    import time
+
+    grid = {f"train.{k}": list(range(1, 101)) for k in ("epochs", "batch_size", "eval_batch_size")}
+    path = write_sweep(tmp_path, grid={**grid, "seed": list(range(10_000))})
+    started = time.perf_counter()
+    result = ftcli("sweep", path, "--dry-run")
+    assert time.perf_counter() - started < 5
+    assert result.exit_code == 2 and "the grid makes at least 10,000,000,000 runs, more than --max-cells 10,000" in result.output
+    small = write_sweep(tmp_path, grid={"seed": list(range(3))})
+    assert ftcli("sweep", small, "--dry-run", "--max-cells", "2").exit_code == 2
+    listed = ftcli("sweep", small, "--dry-run", "--max-cells", "3", "--runs-dir", tmp_path / "r")
+    assert listed.exit_code == 0 and "sweep tiny: 3 runs" in listed.output

@@ -65,6 +65,16 @@ def read_trained(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         raise ArtifactError(f"{path}: not a safetensors file ({first_line(e)})") from None
 
 
+def check_completed(run_dir: Path, force: bool = False) -> str:
+    """The run's recorded status; anything but `completed` is refused unless `force` (an interrupted
+    or failed run's weights are those of an unfinished run, which nothing downstream would show)."""
+    status = read_summary(Path(run_dir)).get("status") or "unknown"
+    if status != "completed" and not force:
+        raise ArtifactError(f"{run_dir}: the run is {status!r}, not completed, so its weights are an unfinished "
+                            "run's; finish it (ftcli train --resume) or pass --force to use them anyway")
+    return status
+
+
 def load_run_model(run_dir: Path) -> LoadedRun:
     """Rebuild the classifier of a run: backbone (hash-checked) + surgery + trained tensors."""
     run_dir = Path(run_dir)

@@ -183,10 +183,10 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
             if train_loss is None:
                 break  # early stopping, mid-epoch (a kill before this point replays to the same stop)
             val = end_epoch(exp, run, evaluator, epoch, train_loss, time.perf_counter() - started - evaluator.seconds)
+            on_epoch(loop.metrics)  # the small record first: a checkpoint that cannot be written loses no metrics
             if checkpoint is not None and main:
                 save_checkpoint(checkpoint, exp.model, exp.is_trained, run.optimizer, run.scheduler, loop)
             progress.end_epoch(epoch, val)
-            on_epoch(loop.metrics)
     exp.model.load_state_dict(loop.best_state, strict=False)  # the paper's model selection: best on validation
     return result_of(run, loop)
 

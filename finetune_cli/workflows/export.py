@@ -21,9 +21,13 @@ Every export writes `ftcli_export.json` (what the run was, the labels, how to lo
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 from torch import nn
 
@@ -31,10 +35,11 @@ from ..methods.adapters import Adapter, NormWithAdapter, encoder_layers, layout_
 from ..methods.peft_methods import peft_config
 from ..methods.predicate import modules_to_save, trained_state_dict
 from ..methods.registry import METHODS
+from ..errors import first_line
 from ..models.backbones import MINILM, MINILM_HUB_ID, load_backbone, name_labels
 from ..models.families import Family
-from ..runs.artifacts import ArtifactError, LoadedRun, load_run_model
-from ..runs.folder import write_json
+from ..runs.artifacts import ArtifactError, LoadedRun, check_completed, load_run_model
+from ..runs.folder import check_writable, write_json
 
 MANIFEST = "ftcli_export.json"
 NON_ADAPTER_FILE = "ftcli_non_adapter.safetensors"
@@ -62,21 +67,35 @@ class Export:
     base_model: str  # what to load the exported folder on (PEFT) or what it came from
     label_names: list[str]  # id2label, in order
     load_with: str  # the Python line that loads it
+    status: str = "completed"  # the run's status when exported (anything else only with --force)
 
 
-def export_run(run_dir: Path, out: Path) -> Export:
-    """Write the run in `run_dir` into the new folder `out`; returns what was written."""
+def export_run(run_dir: Path, out: Path, force: bool = False) -> Export:
+    """Write the run in `run_dir` into the new folder `out`; returns what was written. The folder is
+    written as a hidden sibling and renamed into place, so a failed export leaves nothing behind."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ArtifactError(f"{out} already exists and is not an empty folder; pick a new one")
+    check_writable(out, "OUT")  # before the model loads
+    status = check_completed(run_dir, force)
     run = load_run_model(run_dir)
     save = SAVERS[METHODS[run.cfg.method.mode].export]
     name_labels(run.model, run.label_names)
     # the task's objective says how transformers' head treats the labels (its loss, when given labels)
     run.model.config.problem_type = run.spec.objective.problem_type
-    out.mkdir(parents=True, exist_ok=True)
-    export = save(run, out)
-    write_json(out / MANIFEST, asdict(export))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        export = dataclasses.replace(save(run, staging, out), status=status)
+        write_json(staging / MANIFEST, asdict(export))
+        if out.exists():
+            out.rmdir()  # the empty folder given: replaced by the complete one
+        staging.rename(out)
+    except (OSError, SafetensorError) as e:  # safetensors reports a full disk as its own error
+        reason = getattr(e, "strerror", None) or first_line(e)
+        raise ArtifactError(f"{out}: cannot write the export ({reason}); nothing was left behind") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return export
 
 
@@ -91,14 +110,14 @@ def hub_name(model_name: str) -> str:
     return MINILM_HUB_ID if model_name == MINILM else model_name
 
 
-def save_transformers(run: LoadedRun, out: Path) -> Export:
+def save_transformers(run: LoadedRun, out: Path, shown: Path) -> Export:
     run.model.save_pretrained(out)  # safetensors
     run.tokenizer.save_pretrained(out)
     return Export("transformers", str(run.path), run.cfg.method.mode, hub_name(run.cfg.model.name),
-                  run.label_names, f"AutoModelForSequenceClassification.from_pretrained({str(out)!r})")
+                  run.label_names, f"AutoModelForSequenceClassification.from_pretrained({str(shown)!r})")
 
 
-def save_peft(run: LoadedRun, out: Path) -> Export:
+def save_peft(run: LoadedRun, out: Path, shown: Path) -> Export:
     """A PeftModel of a fresh backbone receives the trained tensors, then saves itself."""
     import peft  # here, not at the top: ~2 s to import, needed by the lora and ia3 exports only
 
@@ -117,7 +136,7 @@ def save_peft(run: LoadedRun, out: Path) -> Export:
     n = len(run.label_names)
     return Export("peft", str(run.path), run.cfg.method.mode, base, run.label_names,
                   f"PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained({base!r}, "
-                  f"num_labels={n}{problem_arg(run)}), {str(out)!r})")
+                  f"num_labels={n}{problem_arg(run)}), {str(shown)!r})")
 
 
 def peft_name(name: str, saved_modules: list[str], names: dict) -> str:
@@ -132,7 +151,7 @@ def peft_name(name: str, saved_modules: list[str], names: dict) -> str:
     raise ArtifactError(f"{name}: no such tensor in the PEFT model (PEFT version mismatch?)")
 
 
-def save_adapterhub(run: LoadedRun, out: Path) -> Export:
+def save_adapterhub(run: LoadedRun, out: Path, shown: Path) -> Export:
     """AdapterHub's adapter folder (config + weights under its names) and the side file of the trained
     tensors that are not adapter weights."""
     name, method, model = run.path.name, run.cfg.method, run.model
@@ -157,8 +176,8 @@ def save_adapterhub(run: LoadedRun, out: Path) -> Export:
         "model_type": model.config.model_type, "name": name, "version": ADAPTERHUB_VERSION})
     run.tokenizer.save_pretrained(out)
     return Export("adapterhub", str(run.path), method.mode, base, run.label_names,
-                  f"adapters.init(model); model.load_adapter({str(out)!r}, set_active=True, use_safetensors=True); "
-                  f"model.load_state_dict(safetensors.torch.load_file({str(out / NON_ADAPTER_FILE)!r}), "
+                  f"adapters.init(model); model.load_adapter({str(shown)!r}, set_active=True, use_safetensors=True); "
+                  f"model.load_state_dict(safetensors.torch.load_file({str(shown / NON_ADAPTER_FILE)!r}), "
                   "strict=False)  # model = AutoModelForSequenceClassification.from_pretrained("
                   f"{base!r}, num_labels={len(run.label_names)}{problem_arg(run)})")
 
@@ -211,5 +230,6 @@ def _wrapped_child(module: nn.Module) -> str | None:
     return None
 
 
-# the writer of each registry export format (tests/test_registry.py: one per format)
+# the writer of each registry export format (tests/test_registry.py: one per format): each writes into
+# its first folder and names the second (where the export will be) in its load line
 SAVERS = {"transformers": save_transformers, "peft": save_peft, "adapterhub": save_adapterhub}

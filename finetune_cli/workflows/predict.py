@@ -10,7 +10,7 @@ from typing import Any
 from ..data.checks import unicode_problem
 from ..data.files import read_json_rows
 from ..errors import ConfigError, DataError, short_repr
-from ..runs.artifacts import load_run_model, predict, share_frozen
+from ..runs.artifacts import check_completed, load_run_model, predict, share_frozen
 from ..runs.folder import WEIGHTS_FILE
 
 
@@ -48,10 +48,11 @@ class Predictions:
     shared_bytes_saved: int  # frozen tensors held once in memory instead of once per run
 
 
-def predict_runs(run_dirs: list[Path], rows: list[dict]) -> Predictions:
+def predict_runs(run_dirs: list[Path], rows: list[dict], force: bool = False) -> Predictions:
     """Load every run into one process (frozen backbone tensors shared) and predict.
 
-    A row with a `run` field goes to that run (folder name) only; other rows go to every run.
+    A row with a `run` field goes to that run (folder name) only; other rows go to every run. A run
+    that is not `completed` is refused unless `force`.
     """
     names = [Path(p).name for p in run_dirs]
     if len(set(names)) != len(names):
@@ -62,6 +63,8 @@ def predict_runs(run_dirs: list[Path], rows: list[dict]) -> Predictions:
     unknown = {row["run"] for row in rows if "run" in row} - set(names)
     if unknown:
         raise ConfigError(f"predict: rows name runs that were not given: {', '.join(sorted(unknown))}")
+    for path in run_dirs:
+        check_completed(path, force)
     runs = [load_run_model(p) for p in run_dirs]
     saved = share_frozen(runs)
     out: list[dict] = []

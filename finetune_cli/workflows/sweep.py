@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import math
 import os
 import socket
 import time
@@ -34,9 +35,9 @@ from typing import Any
 from ..config import RunConfig, check_name, config_from_dict
 from ..config_yaml import apply_overrides, parse_override, read_yaml
 from ..errors import ConfigError
-from ..runs.folder import read_summary
+from ..runs.folder import CONFIG_FILE, read_summary
 from ..training.loop import RunFailed
-from ..workflows.train import train_from_config
+from ..workflows.train import recorded_difference, train_from_config
 
 SWEEP_KEYS = ("base", "name", "set", "grid", "rules")
 
@@ -109,9 +110,27 @@ def _apply_rules(chosen: dict, overrides: dict, rules: list[dict]) -> list[tuple
     return runs
 
 
-def load_sweep(path: Path, extra_set: Sequence[str] = ()) -> Sweep:
+MAX_CELLS = 10_000  # `ftcli sweep --max-cells`: a bigger grid is most likely a typo (and takes minutes to list)
+
+
+def check_cells(path: Path, grid: dict, overrides: dict, rules: list[dict], max_cells: int) -> int:
+    """How many runs the grid makes, counted before any is built; more than `max_cells` is refused.
+    The grid's own product is a lower bound (a rule's grid only multiplies), so a huge grid is refused
+    without walking it; a smaller one is walked through the rules on plain dicts (cheap)."""
+    cells, at_least = math.prod(len(v) for v in grid.values()), "at least "
+    if cells <= max_cells:
+        combos = (dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values()))
+        cells, at_least = sum(len(_apply_rules(c, {**overrides, **c}, rules)) for c in combos), ""
+    if cells > max_cells:
+        raise ConfigError(f"{path}: the grid makes {at_least}{cells:,} runs, more than --max-cells {max_cells:,}; "
+                          "check the grid, or raise --max-cells")
+    return cells
+
+
+def load_sweep(path: Path, extra_set: Sequence[str] = (), max_cells: int = MAX_CELLS) -> Sweep:
     """Read and validate a sweep file: every run's config is validated before anything runs.
-    `extra_set` (`key=value` texts from `ftcli sweep --set`) joins the file's `set`, after it."""
+    `extra_set` (`key=value` texts from `ftcli sweep --set`) joins the file's `set`, after it; a
+    grid of more than `max_cells` runs is refused before any is built."""
     path = Path(path)
     data = read_yaml(path)
     unknown = [k for k in data if k not in SWEEP_KEYS]
@@ -126,6 +145,7 @@ def load_sweep(path: Path, extra_set: Sequence[str] = ()) -> Sweep:
             raise ConfigError(f"grid.{key}: expected a non-empty list of values")
     rules = _rules(data, path)
     extra = {".".join(parts): value for parts, value in map(parse_override, extra_set)}
+    check_cells(path, grid, {**fixed, **extra}, rules, max_cells)
     varied = set(grid) | {key for rule in rules for part in ("set", "grid") for key in (rule.get(part) or {})}
     clash = sorted(varied & set(extra))  # silently losing to the grid would be worse than refusing
     if clash:
@@ -151,10 +171,15 @@ def _check_distinct(path: Path, name: str, varied: dict, first: dict) -> None:
                           "give values that differ in their first 6 digits")
 
 
-def run_status(folder: Path) -> str:
-    """`done`, `resume` (started, not completed) or `new`."""
+def run_status(folder: Path, cfg: RunConfig) -> str:
+    """`done`, `resume` (started, not completed), `new`, or `differs: KEY` when the folder holds a run
+    of another config (the sweep file or its --set changed since): never counted as done."""
     if not folder.exists():
         return "new"
+    if (folder / CONFIG_FILE).exists():
+        key = recorded_difference(cfg, folder)
+        if key is not None:
+            return f"differs: {key}"
     return "done" if read_summary(folder).get("status") == "completed" else "resume"
 
 
@@ -175,12 +200,12 @@ def run_sweep(sweep: Sweep, runs_dir: Path, console, dry_run: bool = False,
     machines on a shared file system): each run is claimed with a lock file first (`run_cell`), and a
     run another launcher holds is skipped as `busy`."""
     root = Path(runs_dir) / sweep.name
-    statuses = [(run, run_status(root / run.name)) for run in sweep.runs]
+    statuses = [(run, run_status(root / run.name, run.cfg)) for run in sweep.runs]
     if dry_run:
         return [(run.name, status) for run, status in statuses]
     root.mkdir(parents=True, exist_ok=True)
-    todo = [run for run, status in statuses if status != "done"]
-    done = {run.name: "done" for run, status in statuses if status == "done"}
+    todo = [run for run, status in statuses if status in ("new", "resume")]
+    done = {run.name: status for run, status in statuses if status not in ("new", "resume")}
     if todo:
         done.update(run_on_ray(sweep, todo, root, console, ray) if ray else run_here(sweep, todo, root, console))
     return [(run.name, done[run.name]) for run in sweep.runs]
@@ -193,7 +218,8 @@ def run_here(sweep: Sweep, todo: list[SweepRun], root: Path, console) -> dict[st
         left = len(todo) - len(durations)
         eta = f", eta {_clock(left * sum(durations) / len(durations))}" if durations else ""
         console.print(f"[bold]sweep {sweep.name}[/bold]: {len(sweep.runs) - left}/{len(sweep.runs)} done, running "
-                      f"{run.name} ({run_status(root / run.name)}), {left - 1} left after it{eta}", highlight=False)
+                      f"{run.name} ({run_status(root / run.name, run.cfg)}), {left - 1} left after it{eta}",
+                      highlight=False)
         start = time.perf_counter()
         outcomes[run.name] = run_cell(run, sweep.path, root, console)
         durations.append(time.perf_counter() - start)
@@ -208,8 +234,9 @@ def run_cell(run: SweepRun, sweep_path: Path, root: Path, console) -> str:
         if held_by is not None:
             console.print(f"{run.name} is being trained by {held_by}; skipped", highlight=False, markup=False)
             return "busy"
-        if run_status(root / run.name) == "done":
-            return "done"
+        status = run_status(root / run.name, run.cfg)
+        if status == "done" or status.startswith("differs"):  # finished meanwhile, or by another config
+            return status
         try:
             train_from_config(run.cfg, sweep_path, root, overwrite=False, console=console, resume=True)
         except RunFailed as e:
@@ -266,7 +293,7 @@ def run_lock(path: Path) -> Iterator[str | None]:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             holder = _read_owner(path)
-            if _is_stale(holder):
+            if _is_stale(holder, path):
                 path.unlink(missing_ok=True)
                 continue
             yield f"{holder.get('host', '?')} pid {holder.get('pid', '?')}"
@@ -289,18 +316,30 @@ def _read_owner(path: Path) -> dict:
     return owner if isinstance(owner, dict) else {}
 
 
-def _is_stale(owner: dict) -> bool:
-    """Owned by a process of this host that no longer exists."""
-    pid = owner.get("pid")
+EMPTY_LOCK_SECONDS = 10.0  # a lock still without its owner after this long lost its launcher in between
+
+
+def _is_stale(owner: dict, path: Path) -> bool:
+    """Owned by a process of this host that no longer exists, or whose pid now names a process
+    started after the lock was taken (a recycled pid); or without an owner after EMPTY_LOCK_SECONDS
+    (a launcher killed between creating the file and writing to it leaves it empty)."""
+    if not owner:
+        try:
+            return time.time() - path.stat().st_mtime > EMPTY_LOCK_SECONDS
+        except OSError:
+            return False  # gone meanwhile: the next attempt creates it
+    pid, since = owner.get("pid"), owner.get("since")
     if owner.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
         return False
+    import psutil  # accelerate's dependency; here only when a lock is contested
+
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        started = psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
         return True
-    except PermissionError:  # alive, another user's
+    except psutil.Error:  # e.g. access denied: alive, another user's
         return False
-    return False
+    return isinstance(since, (int, float)) and started > since + 1.0  # 1 s: create_time's rounding
 
 
 def _clock(seconds: float) -> str:

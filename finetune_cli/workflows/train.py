@@ -44,6 +44,16 @@ def first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
     return None if a == b else prefix.rstrip(".")
 
 
+def recorded_difference(cfg: RunConfig, path: Path) -> str | None:
+    """The first dotted key where `cfg` differs from the config recorded in the run folder `path`
+    (None: the same setting, `auto` values and defaults added since taken into account)."""
+    recorded = read_summary(path)
+    task_type = recorded.get("task_type") or "single_label"  # recorded before task types: single
+    model_type = recorded.get("model_type")  # recorded since schema 4
+    return first_difference(normalized(config_to_dict(cfg), task_type, model_type),
+                            normalized(read_yaml(path / CONFIG_FILE), task_type, model_type))
+
+
 def train_from_config(cfg: RunConfig, config_path: Path, runs_dir: Path, overwrite: bool, console,
                       resume: bool = False) -> RunSummary:
     """Run a config into runs_dir/NAME. Refuses to overwrite silently; `resume` continues an
@@ -53,11 +63,7 @@ def train_from_config(cfg: RunConfig, config_path: Path, runs_dir: Path, overwri
     if enabled:
         check_writable(path, "--runs-dir")  # fail before minutes of loading, not after
     if resume and (path / CONFIG_FILE).exists():
-        recorded = read_summary(path)
-        task_type = recorded.get("task_type") or "single_label"  # recorded before task types: single
-        model_type = recorded.get("model_type")  # recorded since schema 4
-        key = first_difference(normalized(config_to_dict(cfg), task_type, model_type),
-                               normalized(read_yaml(path / CONFIG_FILE), task_type, model_type))
+        key = recorded_difference(cfg, path)
         if key is not None:
             raise ConfigError(f"{key}: differs from the config recorded in {path}; "
                               "resume with the same config, or start a new run with --name")
@@ -156,8 +162,9 @@ def train_and_test(exp: Experiment, folder: RunFolder, summary: RunSummary, cons
         trackers.log_epoch(records[-1])
 
     out = train(exp, record_epoch, console, folder.path / CHECKPOINT_FILE, resume)
-    # The checkpoint is written before metrics.jsonl and holds every epoch's record: a kill between
-    # the two in the last epoch leaves nothing for a resumed loop to do, so the file is rewritten here.
+    # metrics.jsonl is written before each checkpoint; a resumed loop replays from the last checkpoint
+    # and rewrites the file whole, so it ends with exactly the loop's records (rewritten here once more
+    # for a loop that had nothing left to do)
     folder.write_metrics(out.metrics)
     peak_memory, peak_memory_method = memory.peak_mb(device, peak_was_reset)  # before a reloaded copy exists
     size = folder.save_trained(out.best_state, {"backbone_sha256": exp.backbone.sha256,
