@@ -31,11 +31,11 @@ from safetensors import SafetensorError
 from safetensors.torch import save_file
 from torch import nn
 
+from ..errors import first_line
 from ..methods.adapters import Adapter, NormWithAdapter, encoder_layers, layout_of
 from ..methods.peft_methods import peft_config
 from ..methods.predicate import modules_to_save, trained_state_dict
 from ..methods.registry import METHODS
-from ..errors import first_line
 from ..models.backbones import MINILM, MINILM_HUB_ID, load_backbone, name_labels
 from ..models.families import Family
 from ..runs.artifacts import ArtifactError, LoadedRun, check_completed, load_run_model
