@@ -154,6 +154,23 @@ BAD = [  # (name, files, data config, expected end of the one-line error)
      "cannot read (BadGzipFile: Not a gzipped file (b'no'))"),
     ("no_label", {"d.csv": "o,v\na,neg\nb,\nc,pos\n"}, {"text": ["o"], "label": "v"},
      "row 2: no label (the 'v' column is empty here)"),
+    # #24: the hostile pass
+    ("int_and_text_label_collide", {"d.jsonl": '{"t": "a", "l": 1}\n{"t": "b", "l": "1"}\n{"t": "c", "l": 0}\n'},
+     {"text": ["t"], "label": "l"}, "label column 'l' holds both 1 and '1', which read as the same label name '1'; "
+     "make the column one type (all text or all integers)"),
+    ("duplicate_csv_column", {"d.csv": "text,label,label\na,neg,pos\nb,pos,neg\n"},
+     {"text": ["text"], "label": "label"},
+     "column 'label' appears twice in the header ('text,label,label'); which one is meant is ambiguous: rename or "
+     "remove one"),
+    ("duplicate_json_key", {"d.jsonl": '{"t": "a", "l": "x"}\n{"t": "b", "l": "x", "l": "y"}\n'},
+     {"text": ["t"], "label": "l"}, "row 2: key 'l' appears twice; which value is meant is ambiguous (json keeps the "
+     "last): remove one"),
+    ("float_label_names_its_row", {"d.csv": "o,v\na,1\nb,2.5\nc,1\n"}, {"text": ["o"], "label": "v",
+                                                                          "task": "single_label"},
+     "row 2: label column 'v' holds 2.5; labels are text or integers (set data.task: regression for numbers)"),
+    ("nan_label_names_its_row", {"d.jsonl": '{"t": "a", "l": 1}\n{"t": "b", "l": 0}\n{"t": "c", "l": NaN}\n'},
+     {"text": ["t"], "label": "l"}, "row 3: label column 'l' holds nan; labels are text or integers (set data.task: "
+     "regression for numbers)"),
 ]
 
 
@@ -207,3 +224,17 @@ def test_a_save_to_disk_folder_is_a_source(tmp_path):
 def test_inline_task_config_errors_name_the_key(tmp_path, data, message):
     result = ftcli("train", write_config(tmp_path / "c.yaml", data), "--runs-dir", tmp_path / "runs", *TINY)
     assert result.exit_code == 2 and message in result.stderr, result.output
+
+
+def test_a_csv_text_column_of_digits_is_text_and_labels_apart_only_by_whitespace_warn(tmp_path, caplog):
+    """#24.11 and #24.2: ids or numbers as the text are text (pandas would make them integers and the
+    check refuse them); `neg` and `neg ` stay two classes, with a warning."""
+    (tmp_path / "digits.csv").write_text("code,kind\n" + "".join(f"{100 + i},{'ab'[i % 2]}\n" for i in range(20)))
+    loaded = load_data(DataConfig(source=str(tmp_path / "digits.csv"), text=("code",), label="kind"), seed=0)
+    assert loaded.spec.label_names == ("a", "b") and sum(len(p) for p in loaded.parts.values()) == 20
+    rows = "".join(f"x{i},{['neg', 'neg ', 'pos'][i % 3]}\n" for i in range(30))
+    (tmp_path / "spaces.csv").write_text("t,l\n" + rows)
+    with caplog.at_level("WARNING"):
+        spaced = load_data(DataConfig(source=str(tmp_path / "spaces.csv"), text=("t",), label="l"), seed=0)
+    assert spaced.spec.label_names == ("neg", "neg ", "pos")
+    assert "labels 'neg' and 'neg ' of column 'l' differ only in surrounding whitespace" in caplog.text

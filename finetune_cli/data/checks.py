@@ -6,6 +6,7 @@ the row that has the odd one."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,6 +166,18 @@ def train_labels(raw: RawSplit, spec: Task) -> list[Any]:
         if isinstance(value, dict):
             raise DataError(f"{raw.where}: row {i}: label {short_repr(value)} is not a label, a number or a list")
     return list({hashable(v): v for v in values}.values())
+
+
+def first_row_with(raw: RawSplit, field: str, value: Any) -> int | None:
+    """The row number (from 1) of the first row whose `field` is `value` (NaN matches NaN); None
+    when there is none, or the field is not a column."""
+    column = ([row.get(field) for row in raw.data] if isinstance(raw.data, list)
+              else raw.data[field] if field in raw.data.column_names else [])
+    nan = isinstance(value, float) and math.isnan(value)
+    for i, v in enumerate(column, start=1):
+        if v == value or (nan and isinstance(v, float) and math.isnan(v)):
+            return i
+    return None
 
 
 def hashable(value: Any) -> Any:

@@ -60,6 +60,24 @@ def _read_bytes(path: Path) -> bytes:
         raise DataError(f"{path}: cannot read ({reason})") from None
 
 
+class DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object_pairs_hook: a key twice in one object is refused (json.loads keeps the last)."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+def _loads(text: str | bytes) -> Any:
+    return json.loads(text, object_pairs_hook=_unique_keys)
+
+
 def read_json_rows(path: Path) -> Rows:
     """Read a JSON Lines file (one object per line) or a JSON array of objects with the standard
     library, so that every problem names its row (and line)."""
@@ -70,7 +88,10 @@ def read_json_rows(path: Path) -> Rows:
         raise DataError(f"{path}: empty file; expected one JSON object per line")
     if raw.lstrip()[:1] == b"[":  # one JSON array of objects
         try:
-            items = json.loads(raw.decode("utf-8"))
+            items = _loads(raw.decode("utf-8"))
+        except DuplicateKey as e:
+            raise DataError(f"{path}: key {str(e)!r} appears twice in one object; which value is meant is "
+                            "ambiguous (json keeps the last): remove one") from None
         except UnicodeDecodeError as e:
             line = raw.count(b"\n", 0, e.start) + 1
             raise DataError(f"{path}: line {line}: not UTF-8 text (byte 0x{raw[e.start]:02x})") from None
@@ -92,7 +113,10 @@ def read_json_rows(path: Path) -> Rows:
         except UnicodeDecodeError as e:
             raise DataError(f"{path}: {at}: not UTF-8 text (byte 0x{data[e.start]:02x})") from None
         try:
-            item = json.loads(text)
+            item = _loads(text)
+        except DuplicateKey as e:
+            raise DataError(f"{path}: {at}: key {str(e)!r} appears twice; which value is meant is ambiguous "
+                            "(json keeps the last): remove one") from None
         except json.JSONDecodeError as e:
             raise DataError(f"{path}: {at}: not valid JSON ({e.msg} at column {e.colno})") from None
         except (ValueError, RecursionError) as e:  # a >4300-digit number, absurd nesting
@@ -140,20 +164,44 @@ def _quiet_datasets():
         ds_logging.set_verbosity(before)
 
 
-def read_data_file(path: Path) -> Rows | Any:
+def csv_header(path: Path) -> list[str]:
+    """The header fields of a CSV/TSV file (its first line only)."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
+            return next(csv.reader(f, delimiter="\t" if file_type(path) == "tsv" else ","), [])
+    except (OSError, UnicodeDecodeError, EOFError, csv.Error):
+        return []  # unreadable: the loader's own error names it below
+
+
+def check_header(path: Path) -> None:
+    """A column name twice: pandas would rename the second `label.1` and the first would be used silently."""
+    header = csv_header(path)
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise DataError(f"{path}: column {twice[0]!r} appears twice in the header ({short_repr(','.join(header))}); "
+                        "which one is meant is ambiguous: rename or remove one")
+
+
+def read_data_file(path: Path, text_fields: tuple[str, ...] = ()) -> Rows | Any:
     """Read one data file: small JSON Lines / JSON with the standard library (row-exact messages), as
     rows; CSV, TSV, Parquet and large JSON with the Hugging Face `datasets` loaders, as an Arrow-backed
-    `datasets.Dataset` kept in datasets' own cache (memory-mapped: a second read is a file open)."""
+    `datasets.Dataset` kept in datasets' own cache (memory-mapped: a second read is a file open).
+    CSV columns in `text_fields` are read as text (a column of digits stays text, not numbers)."""
     kind = file_type(path)
     if not path.is_file():
         raise DataError(f"{path}: not a file")
     if kind == "json" and path.stat().st_size <= PYTHON_JSON_BYTES:
         return read_json_rows(path)
+    if kind in ("csv", "tsv"):
+        check_header(path)
     try:
         import datasets  # here: ~0.6 s to import (after torch), and only these files need it
 
         datasets.disable_progress_bars()
-        options = {"delimiter": "\t"} if kind == "tsv" else {}
+        options: dict[str, Any] = {"delimiter": "\t"} if kind == "tsv" else {}
+        if kind in ("csv", "tsv") and text_fields:
+            options["converters"] = {name: str for name in text_fields}  # pandas.read_csv: the field as written
         with _quiet_datasets():
             return datasets.load_dataset("csv" if kind == "tsv" else kind, data_files=str(path.resolve()),
                                          split="train", **options)

@@ -92,9 +92,9 @@ def raw_from_arrow(splits: dict[str, Any], spec: Task, source: str) -> dict[str,
             for split, name in names.items() if name in splits}
 
 
-def raw_from_files(files: dict[str, Path]) -> dict[str, RawSplit]:
-    """Read local split files (only once every needed split exists)."""
-    return {split: RawSplit(read_data_file(path), str(path), path, file_fingerprint(path))
+def raw_from_files(files: dict[str, Path], text_fields: tuple[str, ...] = ()) -> dict[str, RawSplit]:
+    """Read local split files (only once every needed split exists); `text_fields` are read as text."""
+    return {split: RawSplit(read_data_file(path, text_fields), str(path), path, file_fingerprint(path))
             for split, path in files.items()}
 
 
@@ -128,7 +128,7 @@ def read_local(path: Path, source: str, spec: Task) -> tuple[dict[str, RawSplit]
         if file_type(path) is None:
             raise DataError(f"{path}: not a data file (expected .csv, .tsv, .jsonl, .json or .parquet, "
                             "optionally .gz)")
-        return raw_from_files({"train": path}), f"file:{source}"
+        return raw_from_files({"train": path}, spec.text_fields), f"file:{source}"
     if not spec.preset and (path / "dataset_dict.json").is_file():
         import datasets  # lazy: see read_data_file
 
@@ -143,4 +143,4 @@ def read_local(path: Path, source: str, spec: Task) -> tuple[dict[str, RawSplit]
     if "train" not in files:
         raise DataError(f"folder:{source}: no {spec.split_names[0]!r} split found (need a train file, e.g. "
                         f"{spec.split_names[0]}.jsonl; validation and test optional)")
-    return raw_from_files(files), f"folder:{source}"
+    return raw_from_files(files, spec.text_fields), f"folder:{source}"

@@ -5,6 +5,7 @@ splits; tokens.py and batches.py follow."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,7 @@ import numpy as np
 
 from ..config import DataConfig
 from ..errors import DataError, short_repr
-from .checks import Split, check_split, train_labels
+from .checks import Split, check_split, first_row_with, train_labels
 from .sources import RawSplit, read_source
 from .subsets import stratified_take
 from .task import Task, task_spec, with_labels
@@ -82,7 +83,8 @@ def load_data(cfg: DataConfig, seed: int, threshold: float = 0.5) -> LoadedData:
     if "train" not in raw:
         raise DataError(f"{source}: no {spec.split_names[0]!r} split found (splits there: "
                         f"{', '.join(sorted(raw)) or 'none'}; set data.splits)")
-    spec = with_labels(spec, train_labels(raw["train"], spec), raw["train"].where, threshold)
+    spec = with_labels(spec, train_labels(raw["train"], spec), raw["train"].where, threshold,
+                       row_of=functools.partial(first_row_with, raw["train"], spec.label_field))
     parts, notes, cache = check_splits(raw, spec)
     notes += carve_missing(parts, cfg, seed, source, raw["train"].where)
     for note in [spec.decided, *notes] if spec.decided else notes:

@@ -9,6 +9,7 @@ import logging
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -111,10 +112,11 @@ def sort_labels(values: list[Any]) -> list[Any]:
     return sorted(values, key=lambda v: (isinstance(v, str), v))
 
 
-def with_labels(spec: Task, values: list[Any], where: str, threshold: float = 0.5) -> Task:
+def with_labels(spec: Task, values: list[Any], where: str, threshold: float = 0.5,
+                row_of: Callable[[Any], int | None] | None = None) -> Task:
     """The task completed from the distinct label values of train (`values`, markers of unlabeled
     rows included): its type when `auto` (printed), its objective, and its label names when not
-    given. A preset is returned as it is."""
+    given (`row_of` finds the row of a bad value, for its message). A preset is returned as it is."""
     if spec.preset:
         return spec
     task_type, decided = infer_task_type(spec, values, where) if spec.task_type == "auto" else (spec.task_type, "")
@@ -125,7 +127,7 @@ def with_labels(spec: Task, values: list[Any], where: str, threshold: float = 0.
         return spec
     if task_type == "multi_label":
         values = [part for v in values for part in label_parts(v, spec)]
-    return replace(spec, **inferred_names(spec, values, where))
+    return replace(spec, **inferred_names(spec, values, where, row_of))
 
 
 def label_parts(value: Any, spec: Task) -> list[Any]:
@@ -135,12 +137,15 @@ def label_parts(value: Any, spec: Task) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def inferred_names(spec: Task, values: list[Any], where: str) -> dict[str, Any]:
+def inferred_names(spec: Task, values: list[Any], where: str,
+                   row_of: Callable[[Any], int | None] | None = None) -> dict[str, Any]:
     """Label names (and values) from the distinct labels of train, sorted."""
     # None (a row without a label) is not a label: the row check reports it, with its row
     kept = [v for v in {normalize_label(v) for v in values} if v is not None and not is_unlabeled(v, spec)]
     bad = [v for v in kept if isinstance(v, (bool, float)) or not isinstance(v, (int, str))]
     if bad:
+        row = row_of(bad[0]) if row_of else None
+        where = f"{where}: row {row}" if row else where
         raise DataError(f"{where}: label column {spec.label_text} holds {short_repr(bad[0])}; labels are "
                         "text or integers (set data.task: regression for numbers)")
     if len(kept) > MAX_LABELS:
@@ -153,7 +158,27 @@ def inferred_names(spec: Task, values: list[Any], where: str) -> dict[str, Any]:
         raise DataError(f"{where}: {count} in label column {spec.label_text} ({shown}); "
                         f"a classifier needs at least {'one' if least == 1 else 'two'}")
     ordered = tuple(sort_labels(kept))
+    check_names(ordered, spec, where)
     return {"label_names": tuple(str(v) for v in ordered), "label_values": ordered, "labels_inferred": True}
+
+
+def check_names(values: tuple[Any, ...], spec: Task, where: str) -> None:
+    """Label values become names by `str`: two that read alike (1 and "1") would be two classes of one
+    name (predict's probabilities and an export's label2id collide), so they are refused; two that
+    differ only in surrounding whitespace ("neg", "neg ") stay apart, with a warning."""
+    by_name: dict[str, Any] = {}
+    for value in values:  # distinct values
+        other = by_name.setdefault(str(value), value)
+        if str(value) in by_name and by_name[str(value)] is not value:
+            raise DataError(f"{where}: label column {spec.label_text} holds both {short_repr(other)} and "
+                            f"{short_repr(value)}, which read as the same label name {str(value)!r}; make the "
+                            "column one type (all text or all integers)")
+    by_stripped: dict[str, str] = {}
+    for name in by_name:
+        other = by_stripped.setdefault(name.strip(), name)
+        if other != name:
+            log.warning("%s: labels %r and %r of column %s differ only in surrounding whitespace; they are two "
+                        "classes (strip the column if they are one)", where, other, name, spec.label_text)
 
 
 def infer_task_type(spec: Task, values: list[Any], where: str) -> tuple[str, str]:
