@@ -191,14 +191,14 @@ def test_a_kill_right_after_the_last_checkpoint_loses_no_epoch_on_resume(tmp_pat
 
     def save_then_die(path, model, is_trained, optimizer, scheduler, loop):
         real(path, model, is_trained, optimizer, scheduler, loop)
-        if loop.epoch == 2:  # the checkpoint holds epoch 2, and so does metrics.jsonl (written before it)
+        if loop.epoch == 2:  # the checkpoint holds epoch 2; metrics.jsonl not yet
             raise Killed
 
     monkeypatch.setattr(train_module, "save_checkpoint", save_then_die)
     folder = RunFolder.create(tmp_path, "run")
     with pytest.raises(Killed):
         run_and_record(cfg, folder)
-    assert epochs_recorded(folder.path) == [1, 2]
+    assert epochs_recorded(folder.path) == [1, 2]  # the failed save still recorded epoch 2
     monkeypatch.undo()
     summary = run_and_record(cfg, folder, resume=True)
     assert summary.status == "completed" and epochs_recorded(folder.path) == [1, 2]

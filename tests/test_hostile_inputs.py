@@ -109,8 +109,9 @@ def broken_copy(one_run: Path, root: Path, summary: dict | None = None, drop: tu
     ({"config": "extra: !!binary aGk=\n"}, "config.yaml: holds a value that is not plain data (bytes)"),
     ({"metrics": "42\n"}, "metrics.jsonl: line 2: expected an object with epoch and val_loss, got 42"),
     ({"metrics": '{"epoch": 2}\n'}, "metrics.jsonl: line 2: expected an object with epoch and val_loss"),
+    ({"metrics": '{"epoch": 2, oops\n'}, "metrics.jsonl line 2: not JSON"),  # #24.7: the file is named
 ], ids=["no_dataset", "no_seed", "accuracy_text", "backbone_0", "dataset_int", "mode_null", "sizes_null",
-        "seed_bool", "config_set", "config_binary", "metrics_number", "metrics_no_val_accuracy"])
+        "seed_bool", "config_set", "config_binary", "metrics_number", "metrics_no_val_accuracy", "metrics_not_json"])
 def test_compare_skips_a_run_whose_records_are_malformed(one_run, tmp_path, edit, reason):
     import json
 
@@ -203,3 +204,22 @@ def test_ablate_when_the_intact_accuracy_is_0(tmp_path, monkeypatch):
     cells = json.loads((tmp_path / "runs" / "run" / "ablation" / "ablation.json").read_text())["cells"]
     assert cells and all(c["relative_drop_pct"] is None for c in cells)
     assert (tmp_path / "runs" / "run" / "ablation" / "ablation_heatmap.png").exists()
+
+
+def test_compare_checks_the_status_before_reading_metrics_and_streams_them(one_run, tmp_path, monkeypatch):
+    """#24.7: a skipped run's 1 GB metrics.jsonl used to be read whole first (9.5 s, 2.1 GB)."""
+    import json
+    from pathlib import Path
+
+    runs = broken_copy(one_run, tmp_path, summary={"status": "interrupted"})
+    read_text = Path.read_text
+
+    def no_whole_metrics(self, *args, **kwargs):
+        assert self.name != "metrics.jsonl", "metrics.jsonl read whole"
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", no_whole_metrics)
+    result = ftcli("compare", runs, "--format", "json")
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert [r["name"] for r in json.loads(result.stdout)] == ["good"]
+    assert f"ftcli: skipped {runs / 'broken'}: status 'interrupted'" in result.stderr

@@ -68,3 +68,26 @@ def test_a_run_named_full_model_keeps_its_own_size(two_tasks, tmp_path):
     assert found.run_bytes == {"full_model": trained, "ag": (two_tasks / "ag" / "trained.safetensors").stat().st_size}
     assert found.full_model_bytes > 100 * trained and found.shared_bytes_saved > 0
     assert [(p["index"], p["run"]) for p in found.rows] == [(0, "ag"), (0, "full_model")]
+
+
+@pytest.mark.parametrize(("args", "rows", "message"), [
+    (["--text", ""], None, "input row 1: 'text' is empty; there is nothing to classify"),
+    (["--text", "   "], None, "input row 1: 'text' is empty; there is nothing to classify"),
+    (["--text", "fine", "--pair", "other"], None, "--pair: every run given takes one text (it would be ignored)"),
+    ([], [{"text": 5}], "input row 1: 'text' is not text (got 5)"),
+], ids=["empty", "whitespace", "pair_on_single_text", "number"])
+def test_inputs_that_cannot_be_classified_are_refused_in_one_line(two_tasks, tmp_path, args, rows, message):
+    """#24.11: each of these used to give a confident prediction, or say 'missing text'."""
+    if rows is not None:
+        (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        args = ["--file", tmp_path / "in.jsonl"]
+    result = ftcli("predict", two_tasks / "imdb", *args)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.strip() == f"ftcli: error: {message}" or message in result.stderr, result.stderr
+
+
+def test_a_folder_that_is_no_run_is_named_as_such(tmp_path):
+    result = ftcli("predict", tmp_path, "--text", "fine")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"ftcli: error: {tmp_path}: not a run folder (no summary.json); give a folder " \
+                                    "`ftcli train` wrote"

@@ -27,7 +27,7 @@ from ..data.tokens import encode
 from ..errors import FtcliError, first_line
 from ..methods.predicate import Predicate, apply_method
 from ..models.backbones import load_backbone, name_labels
-from ..runs.folder import CONFIG_FILE, WEIGHTS_FILE, read_summary
+from ..runs.folder import CONFIG_FILE, SUMMARY_FILE, WEIGHTS_FILE, read_summary
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,8 @@ def read_trained(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 def check_completed(run_dir: Path, force: bool = False) -> str:
     """The run's recorded status; anything but `completed` is refused unless `force` (an interrupted
     or failed run's weights are those of an unfinished run, which nothing downstream would show)."""
+    if not (Path(run_dir) / SUMMARY_FILE).is_file():
+        raise ArtifactError(f"{run_dir}: not a run folder (no {SUMMARY_FILE}); give a folder `ftcli train` wrote")
     status = read_summary(Path(run_dir)).get("status") or "unknown"
     if status != "completed" and not force:
         raise ArtifactError(f"{run_dir}: the run is {status!r}, not completed, so its weights are an unfinished "

@@ -108,23 +108,20 @@ def read_run(path: Path) -> Run:
     summary_path = path / SUMMARY_FILE
     if not summary_path.exists():
         raise ValueError(f"no {SUMMARY_FILE} (not a run folder, or a run that never started)")
-    try:
-        summary = json.loads(summary_path.read_text())
-        config = safe_load((path / CONFIG_FILE).read_text())
-        metrics_path = path / METRICS_FILE
-        lines = metrics_path.read_text().splitlines() if metrics_path.exists() else []
-        metrics = [json.loads(line) for line in lines if line.strip()]
-    except (OSError, ValueError, yaml.YAMLError) as e:
-        raise ValueError(f"unreadable record: {error_text(e)}") from None
-    if not isinstance(summary, dict) or not isinstance(config, dict):
-        raise ValueError("summary.json or config.yaml is not a mapping")
+    summary = read_record(path, SUMMARY_FILE, json.loads)
+    if not isinstance(summary, dict):
+        raise ValueError(f"{SUMMARY_FILE} is not a mapping")
     try:
         RunSummary.from_json(summary, SUMMARY_FILE)  # a newer schema: refused before anything is read
     except RecordError as e:
         raise ValueError(str(e)) from None
     status = summary.get("status")
-    if status != "completed":
+    if status != "completed":  # before the (maybe large) metrics file is read at all
         raise ValueError(f"status {status!r}" + (f": {summary['error']}" if summary.get("error") else ""))
+    config = read_record(path, CONFIG_FILE, safe_load)
+    if not isinstance(config, dict):
+        raise ValueError(f"{CONFIG_FILE} is not a mapping")
+    metrics = read_metrics(path / METRICS_FILE)
     for name, problem in ((SUMMARY_FILE, summary_problem(summary)), (CONFIG_FILE, config_problem(config)),
                           (METRICS_FILE, metrics_problem(metrics))):
         if problem:
@@ -134,6 +131,32 @@ def read_run(path: Path) -> Run:
                    [EpochRecord.from_json(m, f"{METRICS_FILE} line {i}") for i, m in enumerate(metrics, start=1)])
     except RecordError as e:
         raise ValueError(str(e)) from None
+
+
+def read_record(path: Path, name: str, parse) -> Any:
+    """One small record file of a run folder, parsed; ValueError naming the file when unreadable."""
+    try:
+        return parse((path / name).read_text())
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        raise ValueError(f"{name}: unreadable record: {error_text(e)}") from None
+
+
+def read_metrics(path: Path) -> list:
+    """metrics.jsonl, one line at a time (a huge file is streamed, never held whole as text)."""
+    if not path.exists():
+        return []
+    records = []
+    try:
+        with path.open(encoding="utf-8") as f:
+            for number, line in enumerate(f, start=1):
+                if line.strip():
+                    try:
+                        records.append(json.loads(line))
+                    except ValueError as e:
+                        raise ValueError(f"{path.name} line {number}: not JSON ({error_text(e)})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path.name}: unreadable record: {error_text(e)}") from None
+    return records
 
 
 def config_problem(config: dict) -> str | None:

@@ -183,12 +183,22 @@ def train(exp: Experiment, on_epoch, console=None, checkpoint: Path | None = Non
             if train_loss is None:
                 break  # early stopping, mid-epoch (a kill before this point replays to the same stop)
             val = end_epoch(exp, run, evaluator, epoch, train_loss, time.perf_counter() - started - evaluator.seconds)
-            on_epoch(loop.metrics)  # the small record first: a checkpoint that cannot be written loses no metrics
             if checkpoint is not None and main:
-                save_checkpoint(checkpoint, exp.model, exp.is_trained, run.optimizer, run.scheduler, loop)
+                save_or_record(checkpoint, exp, run, loop, on_epoch)
             progress.end_epoch(epoch, val)
+            on_epoch(loop.metrics)
     exp.model.load_state_dict(loop.best_state, strict=False)  # the paper's model selection: best on validation
     return result_of(run, loop)
+
+
+def save_or_record(checkpoint: Path, exp: Experiment, run: Prepared, loop: LoopState, on_epoch) -> None:
+    """The epoch's checkpoint; when it cannot be written (a full disk), the epoch's small metrics
+    record still is, before the error ends the run: an evaluated epoch is never lost."""
+    try:
+        save_checkpoint(checkpoint, exp.model, exp.is_trained, run.optimizer, run.scheduler, loop)
+    except BaseException:
+        on_epoch(loop.metrics)
+        raise
 
 
 def result_of(run: Prepared, loop: LoopState) -> TrainResult:

@@ -38,6 +38,23 @@ def task_inputs(row: dict, fields: tuple[str, ...]) -> dict:
     return {**row, **{f: v for f, v in zip(fields, positional, strict=False) if f not in row and v is not None}}
 
 
+def check_row(number: int, row: dict, run) -> None:
+    """The texts a run reads from one input row: present, text, not blank (training refuses blank
+    texts, so a prediction for one would be a confident answer to nothing)."""
+    missing = [f for f in run.text_fields if f not in row]
+    if missing:
+        raise DataError(f"input row {number}: run {run.path.name} ({run.spec.name}) needs "
+                        f"{', '.join(run.text_fields)}; missing {', '.join(missing)}")
+    for field in run.text_fields:
+        value = row[field]
+        if not isinstance(value, str):
+            raise DataError(f"input row {number}: {field!r} is not text (got {short_repr(value)})")
+        if not value.strip():
+            raise DataError(f"input row {number}: {field!r} is empty; there is nothing to classify")
+        if unicode_problem(value):
+            raise DataError(f"input row {number}: {field!r} {unicode_problem(value)}")
+
+
 @dataclass(frozen=True)
 class Predictions:
     """What `ftcli predict` prints: one JSON-ready prediction per (input row, run), and the bytes."""
@@ -66,19 +83,16 @@ def predict_runs(run_dirs: list[Path], rows: list[dict], force: bool = False) ->
     for path in run_dirs:
         check_completed(path, force)
     runs = [load_run_model(p) for p in run_dirs]
+    if any("pair" in row for row in rows) and all(len(r.text_fields) < 2 and "pair" not in r.text_fields for r in runs):
+        raise ConfigError("--pair: every run given takes one text (it would be ignored); drop --pair or the "
+                          "`pair` field")
     saved = share_frozen(runs)
     out: list[dict] = []
     for run in runs:
         selected = [(i, task_inputs(row, run.text_fields)) for i, row in enumerate(rows)
                     if row.get("run", run.path.name) == run.path.name]
         for i, row in selected:
-            missing = [f for f in run.text_fields if not isinstance(row.get(f), str)]
-            if missing:
-                raise DataError(f"input row {i + 1}: run {run.path.name} ({run.spec.name}) needs "
-                                f"{', '.join(run.text_fields)}; missing {', '.join(missing)}")
-            for field in run.text_fields:
-                if unicode_problem(row[field]):
-                    raise DataError(f"input row {i + 1}: {field!r} {unicode_problem(row[field])}")
+            check_row(i + 1, row, run)
         preds = predict(run, [row for _, row in selected])
         out += [{"index": i, "run": run.path.name, **p} for (i, _), p in zip(selected, preds, strict=True)]
     return Predictions(rows=sorted(out, key=lambda p: (p["index"], p["run"])),

@@ -162,9 +162,9 @@ def train_and_test(exp: Experiment, folder: RunFolder, summary: RunSummary, cons
         trackers.log_epoch(records[-1])
 
     out = train(exp, record_epoch, console, folder.path / CHECKPOINT_FILE, resume)
-    # metrics.jsonl is written before each checkpoint; a resumed loop replays from the last checkpoint
-    # and rewrites the file whole, so it ends with exactly the loop's records (rewritten here once more
-    # for a loop that had nothing left to do)
+    # The checkpoint is written before metrics.jsonl (unless it fails: then the record is written and
+    # the run fails) and holds every epoch's record: a kill between the two in the last epoch leaves
+    # nothing for a resumed loop to do, so the file is rewritten here.
     folder.write_metrics(out.metrics)
     peak_memory, peak_memory_method = memory.peak_mb(device, peak_was_reset)  # before a reloaded copy exists
     size = folder.save_trained(out.best_state, {"backbone_sha256": exp.backbone.sha256,
