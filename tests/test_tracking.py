@@ -126,3 +126,47 @@ def test_a_sweep_reports_to_mlflow_and_tensorboard_through_the_cli(tmp_path, mlf
         events = EventAccumulator(str(folder / "tensorboard"))
         events.Reload()
         assert [s.step for s in events.Scalars("val_accuracy")] == [2, 4]
+
+
+@pytest.mark.parametrize("uri", ["sqlite:////proc/nope/mlflow.db", "file:///tmp/mlruns-ftcli-test"],
+                         ids=["unusable_sqlite", "file_store"])
+def test_a_tracker_that_cannot_start_costs_a_warning_not_the_run(tmp_path, mlflow_store, monkeypatch, uri):
+    """#24.3: these used to end in a traceback and a folder with only config.yaml (which the next
+    identical command then refused)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow_store.set_tracking_uri(None)
+    result = ftcli("train", CONFIGS / "smoke" / "top.yaml", "--runs-dir", tmp_path / "runs", "--set",
+                   "train.report_to=[mlflow]", "--set", "train.epochs=1")
+    assert result.exit_code == 0, result.output
+    assert "train.report_to: mlflow could not start (" in result.output
+    assert "the run goes on without it" in result.output
+    assert json.loads((tmp_path / "runs" / "top" / "summary.json").read_text())["status"] == "completed"
+
+
+def test_a_blocked_tensorboard_folder_on_resume_is_a_warning_and_the_run_ends_recorded(tmp_path):
+    pytest.importorskip("tensorboard")
+    runs = tmp_path / "runs"
+    args = ["train", CONFIGS / "smoke" / "top.yaml", "--runs-dir", runs, "--set", "train.report_to=[tensorboard]",
+            "--set", "train.epochs=1"]
+    assert ftcli(*args).exit_code == 0
+    summary = runs / "top" / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "status": "interrupted"}))
+    import shutil
+
+    shutil.rmtree(runs / "top" / "tensorboard")
+    (runs / "top" / "tensorboard").write_text("a file where the event folder goes")
+    resumed = ftcli(*args, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert "tensorboard could not start" in resumed.output
+    assert json.loads(summary.read_text())["status"] != "running"
+
+
+def test_a_missing_tracker_package_is_one_line_before_anything_loads(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a))
+    result = ftcli("train", CONFIGS / "smoke" / "top.yaml", "--runs-dir", tmp_path / "runs", "--set",
+                   "train.report_to=[mlflow]")
+    assert result.exit_code == 2 and "train.report_to: mlflow is not installed" in result.output
+    assert not (tmp_path / "runs").exists()

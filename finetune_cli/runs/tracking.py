@@ -36,13 +36,29 @@ class Tracker(Protocol):
     def finish(self, summary: dict[str, Any]) -> None: ...  # the final summary.json
 
 
+PACKAGES = {"mlflow": "mlflow", "tensorboard": "tensorboard"}  # train.report_to name -> the package it needs
+
+
+def check_trackers(names: Iterable[str]) -> None:
+    """Before any data or model loads: each tracker's package is installed (else one line)."""
+    for name in names:
+        _require(PACKAGES[name])
+
+
 class Trackers:
-    """The trackers of one run. A tracker that fails while the run trains (a tracking server gone)
-    costs a warning, not the run: the run folder remains the complete record."""
+    """The trackers of one run. A tracker that fails, when it starts (an unusable store, a server
+    that does not answer, a blocked folder) or while the run trains, costs a warning, not the run:
+    the run folder remains the complete record."""
 
     def __init__(self, names: Iterable[str], folder: Path, config: dict[str, Any]):
         makers = {"mlflow": MlflowTracker, "tensorboard": TensorBoardTracker}
-        self.trackers: list[Tracker] = [makers[name](Path(folder), config) for name in names]
+        self.trackers: list[Tracker] = []
+        for name in names:
+            try:
+                self.trackers.append(makers[name](Path(folder), config))
+            except Exception as e:  # noqa: BLE001 - any start-up failure is reported, the run goes on
+                log.warning("train.report_to: %s could not start (%s); the run goes on without it",
+                            name, error_text(e))
 
     def log_epoch(self, record: EpochRecord) -> None:
         """Called with each evaluation's record as it is written to metrics.jsonl."""

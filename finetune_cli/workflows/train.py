@@ -22,7 +22,7 @@ from ..runs.artifacts import load_run_model
 from ..runs.compare import normalized
 from ..runs.folder import CONFIG_FILE, RunFolder, check_writable, library_versions, read_summary
 from ..runs.records import EpochRecord, RunDescription, RunOutcome, RunSummary
-from ..runs.tracking import Trackers
+from ..runs.tracking import Trackers, check_trackers
 from ..training import memory
 from ..training.checkpoint import CHECKPOINT_FILE
 from ..training.devices import distributed_state
@@ -59,6 +59,7 @@ def train_from_config(cfg: RunConfig, config_path: Path, runs_dir: Path, overwri
     """Run a config into runs_dir/NAME. Refuses to overwrite silently; `resume` continues an
     interrupted run from its last epoch checkpoint (a completed run is left as it is)."""
     path = Path(runs_dir) / default_run_name(cfg, config_path)
+    check_trackers(cfg.train.report_to)  # a missing tracker package: one line before minutes of loading
     enabled = distributed_state().is_main_process
     if enabled:
         check_writable(path, "--runs-dir")  # fail before minutes of loading, not after
