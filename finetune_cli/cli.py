@@ -101,11 +101,12 @@ def train(
 ) -> None:
     """Train and test one config; write the run folder runs/NAME/."""
     from .config import load_config
+
+    overrides = list(set_ or []) + ([f"name={json.dumps(name)}"] if name else [])  # a string, even `1e5`
+    cfg = load_config(config, overrides)  # before torch is imported (seconds): a config error is instant
     from .training.devices import distributed_state
     from .workflows.train import train_from_config
 
-    overrides = list(set_ or []) + ([f"name={json.dumps(name)}"] if name else [])  # a string, even `1e5`
-    cfg = load_config(config, overrides)
     summary = train_from_config(cfg, config, runs_dir, overwrite, err, resume)
     if distributed_state().is_main_process:  # one line, not one per process
         out.print(result_line(summary, runs_dir), soft_wrap=True)
@@ -255,7 +256,7 @@ def ablate(
     out_dir: Annotated[Optional[Path], typer.Option(help="Where the table and heatmap go.")] = None,
     split: Annotated[str, typer.Option(help="validation or test.")] = "validation",
 ) -> None:
-    """Bypass the adapters of each span of layers [i..j]; table + heatmap of the accuracy drop."""
+    """Bypass the adapters of each span of layers \\[i..j]; table + heatmap of the accuracy drop."""
     from .workflows.ablate import ablate_run
 
     if split not in ("validation", "test"):

@@ -164,3 +164,20 @@ def test_a_name_that_looks_like_a_number_round_trips(runs_dir):
     from finetune_cli.config import load_config
 
     assert load_config(runs_dir / "1e5" / "config.yaml").name == "1e5"
+
+
+def test_a_config_error_is_reported_before_torch_is_imported(tmp_path):
+    """#24.11: validating the YAML first makes a config error instant (it took 6-7 s of imports)."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {epochs: 0}\n")
+    probe = ("import sys\nfrom finetune_cli.cli import app\ntry:\n    app(['train', sys.argv[1]])\n"
+             "except SystemExit as e:\n    print(e.code, 'torch' in sys.modules, 'transformers' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", probe, str(bad)], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["2", "False", "False"], done.stderr
+    assert "train.epochs: got 0, expected an integer >= 1" in done.stderr
+
+
+def test_ablate_help_shows_the_span_of_layers():
+    """#24.11: rich markup ate `[i..j]`."""
+    result = ftcli("ablate", "--help")
+    assert "[i..j]" in result.output
