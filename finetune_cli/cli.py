@@ -177,17 +177,16 @@ def sweep(
         raise FtcliError(problem)
 
 
+SWEEP_PROBLEMS = {  # the last line of a sweep that left runs not completed with their own config, worst first
+    "failed": "failed (see their summary.json); rerun to retry them",
+    "differs": ("hold a run of another config (the sweep changed since); nothing was trained in them: delete "
+                "those folders, or give the sweep another name"),
+    "busy": "were skipped: another launcher holds them; rerun once it is done"}
+
+
 def sweep_problem(name: str, outcomes: list[str]) -> str | None:
-    """The last line of a sweep that did not leave every run completed with its own config."""
-    count = {word: sum(o.split(":")[0] == word for o in outcomes) for word in ("failed", "differs", "busy")}
-    if count["failed"]:
-        return f"{count['failed']} runs of {name} failed (see their summary.json); rerun to retry them"
-    if count["differs"]:
-        return (f"{count['differs']} runs of {name} hold a run of another config (the sweep changed since); "
-                "nothing was trained in them: delete those folders, or give the sweep another name")
-    if count["busy"]:
-        return f"{count['busy']} runs of {name} were skipped: another launcher holds them; rerun once it is done"
-    return None
+    counts = {word: sum(o.split(":")[0] == word for o in outcomes) for word in SWEEP_PROBLEMS}
+    return next((f"{n} runs of {name} {SWEEP_PROBLEMS[w]}" for w, n in counts.items() if n), None)
 
 
 Metric = Enum("Metric", {m: m for m in COMPARE_METRICS}, type=str)  # the task types' compare metrics
