@@ -16,32 +16,21 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-FTCLI = [sys.executable, "-m", "finetune_cli"]
+from glue_cpu import FTCLI, ROOT, train_resumably  # this folder is on sys.path when a script of it runs
+
 LEARNING_RATES = {"full": 5e-5, "layerwise": 1e-3, "lora": 5e-4, "top": 3e-3}  # README's per-method values
 METRIC = {"cola": "mcc", "sst2": "accuracy", "mrpc": "f1", "stsb": "pearson", "rte": "accuracy"}
 
 
 def run_one(model: str, mode: str, args) -> None:
-    folder = args.runs_dir / model / mode
-    summary = folder / "summary.json"
-    if summary.exists() and json.loads(summary.read_text()).get("status") == "completed":
-        return
     sets = {"model.name": model, "model.max_length": args.max_length, "data.source": str(args.data / args.task),
             "data.splits.test": "dev", "method.mode": mode, "train.learning_rate": LEARNING_RATES[mode],
             "data.max_train_samples": args.train, "data.max_eval_samples": args.eval, "train.epochs": args.epochs,
             "seed": 0}
-    command = [*FTCLI, "train", str(ROOT / "configs" / "glue" / f"{args.task}.yaml"), "--runs-dir",
-               str(args.runs_dir / model), "--name", mode, "--overwrite" if not folder.exists() else "--resume"]
-    for key, value in sets.items():
-        command += ["--set", f"{key}={value}"]
-    started = time.time()
-    subprocess.run(command, check=True, cwd=ROOT)  # noqa: S603 - our own CLI, arguments built here
-    print(f"== {model} {mode}: {time.time() - started:.0f} s", flush=True)
+    train_resumably(args.task, args.runs_dir / model, mode, sets, f"{model} {mode}")
 
 
 def results(args, model: str) -> dict[str, dict]:

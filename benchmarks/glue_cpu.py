@@ -33,21 +33,26 @@ PAPER_COLUMNS = ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli_m", "mnli_mm", "qn
 
 
 def run_one(task: str, mode: str, seed: int, args) -> None:
-    name = f"{mode}_seed={seed}"
-    folder = args.runs_dir / task / name
-    summary = folder / "summary.json"
-    if summary.exists() and json.loads(summary.read_text()).get("status") == "completed":
-        return
     sets = {"data.source": str(args.data / task), "data.splits.test": "dev", "method.mode": mode,
             "train.learning_rate": LEARNING_RATES[mode], "data.max_train_samples": args.train,
             "data.max_eval_samples": args.eval, "train.epochs": args.epochs, "seed": seed}
-    command = [*FTCLI, "train", str(ROOT / "configs" / "glue" / f"{task}.yaml"), "--runs-dir",
-               str(args.runs_dir / task), "--name", name, "--overwrite" if not folder.exists() else "--resume"]
+    train_resumably(task, args.runs_dir / task, f"{mode}_seed={seed}", sets, f"{task} {mode} seed {seed}")
+
+
+def train_resumably(task: str, runs_dir: Path, name: str, sets: dict, label: str) -> None:
+    """`ftcli train configs/glue/<task>.yaml` into runs_dir/name with `sets`; a completed run is
+    skipped, an interrupted one resumed (so the benchmark itself resumes)."""
+    folder = runs_dir / name
+    summary = folder / "summary.json"
+    if summary.exists() and json.loads(summary.read_text()).get("status") == "completed":
+        return
+    command = [*FTCLI, "train", str(ROOT / "configs" / "glue" / f"{task}.yaml"), "--runs-dir", str(runs_dir),
+               "--name", name, "--overwrite" if not folder.exists() else "--resume"]
     for key, value in sets.items():
         command += ["--set", f"{key}={value}"]
     started = time.time()
     subprocess.run(command, check=True, cwd=ROOT)  # noqa: S603 - our own CLI, arguments built here
-    print(f"== {task} {mode} seed {seed}: {time.time() - started:.0f} s", flush=True)
+    print(f"== {label}: {time.time() - started:.0f} s", flush=True)
 
 
 def table(args, tasks: list[str]) -> str:
