@@ -29,12 +29,12 @@ def test_short_repr_is_one_bounded_line():
 
 
 def test_an_empty_message_inside_an_error_handler_is_still_one_line(tmp_path, monkeypatch):
-    (tmp_path / "summary.json").write_text("{}")
+    (tmp_path / "summary.json").write_text('{"status": "completed"}')  # the status is read first
     (tmp_path / "config.yaml").write_text("seed: 0\n")
 
     def fails_without_a_message(text):
         raise ValueError()
 
     monkeypatch.setattr(results, "safe_load", fails_without_a_message)
-    with pytest.raises(ValueError, match=r"^unreadable record: ValueError$"):
+    with pytest.raises(ValueError, match=r"^config.yaml: unreadable record: ValueError$"):
         results.read_run(tmp_path)

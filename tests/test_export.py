@@ -147,6 +147,9 @@ def test_an_export_that_fails_leaves_nothing_behind_and_a_read_only_target_is_re
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
     monkeypatch.undo()
     assert ftcli("export", run, tmp_path / "out").exit_code == 0  # the retry works
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o777 & ~umask  # an ordinary folder, not mkdtemp's 0700
     if os.geteuid() != 0:  # root writes anywhere: the permission check cannot be seen
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)

@@ -212,13 +212,18 @@ def test_compare_checks_the_status_before_reading_metrics_and_streams_them(one_r
     from pathlib import Path
 
     runs = broken_copy(one_run, tmp_path, summary={"status": "interrupted"})
-    read_text = Path.read_text
+    read_text, open_ = Path.read_text, Path.open
 
     def no_whole_metrics(self, *args, **kwargs):
         assert self.name != "metrics.jsonl", "metrics.jsonl read whole"
         return read_text(self, *args, **kwargs)
 
+    def not_the_skipped_metrics(self, *args, **kwargs):
+        assert self != runs / "broken" / "metrics.jsonl", "the skipped run's metrics.jsonl was opened"
+        return open_(self, *args, **kwargs)
+
     monkeypatch.setattr(Path, "read_text", no_whole_metrics)
+    monkeypatch.setattr(Path, "open", not_the_skipped_metrics)
     result = ftcli("compare", runs, "--format", "json")
     assert result.exit_code == 0, (result.output, result.exception)
     assert [r["name"] for r in json.loads(result.stdout)] == ["good"]

@@ -53,7 +53,8 @@ def test_ray_cells_respect_the_lock_of_another_launcher(tmp_path):
     (runs / "tiny").mkdir(parents=True)
     (runs / "tiny" / ".mode=top_seed=1.lock").write_text(json.dumps({"host": "elsewhere", "pid": 1, "since": 0}))
     result = sweep_on_ray(path, runs)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 1, result.stderr[-3000:]  # a busy cell: the sweep is not finished
+    assert "another launcher holds them" in result.stderr.strip().splitlines()[-1]
     outcomes = dict(zip(result.stdout.split()[1::2], result.stdout.split()[::2], strict=True))
     assert outcomes[str(runs / "tiny" / "mode=top_seed=1")] == "busy"
     assert sorted(outcomes.values()) == ["busy", "completed", "completed", "completed"]

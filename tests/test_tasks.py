@@ -245,3 +245,12 @@ def test_each_carved_fraction_is_of_the_source_rows(tmp_path):
     (tmp_path / "d.csv").write_text(csv_text("o,v", reviews(200)))
     loaded = load_data(DataConfig(source=str(tmp_path / "d.csv"), text=("o",), label="v"), seed=0)
     assert loaded.sizes() == {"train": 160, "validation": 20, "test": 20}
+
+
+def test_a_spreadsheets_empty_trailing_columns_are_not_duplicates_and_fractions_must_leave_rows(tmp_path):
+    (tmp_path / "d.csv").write_text("o,v,,\n" + "".join(f"{t},{label},,\n" for t, label in reviews(40)))
+    loaded = load_data(DataConfig(source=str(tmp_path / "d.csv"), text=("o",), label="v"), seed=0)
+    assert sum(loaded.sizes().values()) == 40
+    with pytest.raises(DataError, match=r"data.test_fraction \+ data.validation_fraction is 1, which leaves no rows"):
+        load_data(DataConfig(source=str(tmp_path / "d.csv"), text=("o",), label="v", test_fraction=0.5,
+                             validation_fraction=0.5), seed=0)

@@ -177,7 +177,7 @@ def csv_header(path: Path) -> list[str]:
 def check_header(path: Path) -> None:
     """A column name twice: pandas would rename the second `label.1` and the first would be used silently."""
     header = csv_header(path)
-    twice = sorted({name for name in header if header.count(name) > 1})
+    twice = sorted({name for name in header if name and header.count(name) > 1})  # empty: a spreadsheet's padding
     if twice:
         raise DataError(f"{path}: column {twice[0]!r} appears twice in the header ({short_repr(','.join(header))}); "
                         "which one is meant is ambiguous: rename or remove one")

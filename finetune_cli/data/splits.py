@@ -114,6 +114,9 @@ def carve_missing(parts: dict[str, Split], cfg: DataConfig, seed: int, source: s
     Each fraction is of the source's train split: with both carved, validation takes its fraction of
     the rows train had before test was carved (200 rows: 20 test, 20 validation, 160 train)."""
     notes, left = [], 1.0  # the share of the source's train still in parts["train"]
+    if "test" not in parts and "validation" not in parts and cfg.test_fraction + cfg.validation_fraction >= 1:
+        raise DataError(f"{where}: data.test_fraction + data.validation_fraction is "
+                        f"{cfg.test_fraction + cfg.validation_fraction:g}, which leaves no rows to train on")
     for split, fraction in (("test", cfg.test_fraction), ("validation", cfg.validation_fraction)):
         if split not in parts:
             parts["train"], parts[split] = carve(parts["train"], fraction / left, seed, split, where)

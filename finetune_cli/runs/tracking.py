@@ -121,9 +121,13 @@ class MlflowTracker:
         client_run = self._resume_id()
         self.mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or folder.parent.name)
         self.run = self.mlflow.start_run(run_id=client_run, run_name=None if client_run else folder.name)
-        (folder / TRACKING_FILE).write_text(json.dumps({"mlflow_run_id": self.run.info.run_id}))
-        if client_run is None:
-            self.mlflow.log_params(flatten(config))
+        try:
+            (folder / TRACKING_FILE).write_text(json.dumps({"mlflow_run_id": self.run.info.run_id}))
+            if client_run is None:
+                self.mlflow.log_params(flatten(config))
+        except BaseException:  # half started: end it, or the next run of this process (a sweep) cannot start
+            self.mlflow.end_run(status="FAILED")
+            raise
 
     def _resume_id(self) -> str | None:
         try:
@@ -152,7 +156,11 @@ class TensorBoardTracker:
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(log_dir=str(folder / "tensorboard"))
-        self.writer.add_text("config", "\n".join(f"    {k}: {v}" for k, v in flatten(config).items()))
+        try:
+            self.writer.add_text("config", "\n".join(f"    {k}: {v}" for k, v in flatten(config).items()))
+        except BaseException:
+            self.writer.close()
+            raise
 
     def log_epoch(self, record: dict[str, Any]) -> None:
         for key, value in numbers(record).items():

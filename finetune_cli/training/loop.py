@@ -197,7 +197,10 @@ def save_or_record(checkpoint: Path, exp: Experiment, run: Prepared, loop: LoopS
     try:
         save_checkpoint(checkpoint, exp.model, exp.is_trained, run.optimizer, run.scheduler, loop)
     except BaseException:
-        on_epoch(loop.metrics)
+        try:
+            on_epoch(loop.metrics)
+        except Exception as e:  # noqa: BLE001 - the checkpoint's error is the one to report
+            log.warning("could not record the epoch either: %s", e)
         raise
 
 

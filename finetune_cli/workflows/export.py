@@ -22,6 +22,7 @@ Every export writes `ftcli_export.json` (what the run was, the labels, how to lo
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
@@ -73,29 +74,32 @@ class Export:
 def export_run(run_dir: Path, out: Path, force: bool = False) -> Export:
     """Write the run in `run_dir` into the new folder `out`; returns what was written. The folder is
     written as a hidden sibling and renamed into place, so a failed export leaves nothing behind."""
-    out = Path(out)
+    out = Path(out).resolve() if Path(out).is_symlink() else Path(out)  # a link to an empty folder: that folder
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ArtifactError(f"{out} already exists and is not an empty folder; pick a new one")
-    check_writable(out, "OUT")  # before the model loads
+    check_writable(out.parent, "OUT")  # before the model loads; the export is renamed into place there
     status = check_completed(run_dir, force)
     run = load_run_model(run_dir)
     save = SAVERS[METHODS[run.cfg.method.mode].export]
     name_labels(run.model, run.label_names)
     # the task's objective says how transformers' head treats the labels (its loss, when given labels)
     run.model.config.problem_type = run.spec.objective.problem_type
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging = None
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
         export = dataclasses.replace(save(run, staging, out), status=status)
         write_json(staging / MANIFEST, asdict(export))
-        if out.exists():
-            out.rmdir()  # the empty folder given: replaced by the complete one
-        staging.rename(out)
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # mkdtemp's folder is private (0700); an export is an ordinary folder
+        staging.rename(out)  # POSIX rename replaces an empty folder given as OUT
     except (OSError, SafetensorError) as e:  # safetensors reports a full disk as its own error
         reason = getattr(e, "strerror", None) or first_line(e)
         raise ArtifactError(f"{out}: cannot write the export ({reason}); nothing was left behind") from None
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     return export
 
 

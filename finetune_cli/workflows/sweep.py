@@ -118,9 +118,14 @@ def check_cells(path: Path, grid: dict, overrides: dict, rules: list[dict], max_
     The grid's own product is a lower bound (a rule's grid only multiplies), so a huge grid is refused
     without walking it; a smaller one is walked through the rules on plain dicts (cheap)."""
     cells, at_least = math.prod(len(v) for v in grid.values()), "at least "
-    if cells <= max_cells:
-        combos = (dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values()))
-        cells, at_least = sum(len(_apply_rules(c, {**overrides, **c}, rules)) for c in combos), ""
+    if cells <= max_cells:  # walk it, stopping as soon as the count passes the limit
+        cells, at_least = 0, ""
+        for combo in itertools.product(*grid.values()):
+            chosen = dict(zip(grid, combo, strict=True))
+            cells += len(_apply_rules(chosen, {**overrides, **chosen}, rules))
+            if cells > max_cells:
+                at_least = "at least "
+                break
     if cells > max_cells:
         raise ConfigError(f"{path}: the grid makes {at_least}{cells:,} runs, more than --max-cells {max_cells:,}; "
                           "check the grid, or raise --max-cells")
