@@ -166,7 +166,7 @@ def test_an_empty_lock_is_taken_over_once_old_and_a_recycled_pid_does_not_hold_a
     import socket
     import time
 
-    from finetune_cli.workflows.sweep import EMPTY_LOCK_SECONDS, run_lock
+    from finetune_cli.workflows.sweep_lock import EMPTY_LOCK_SECONDS, run_lock
 
     empty = tmp_path / ".empty.lock"
     empty.write_text("")
