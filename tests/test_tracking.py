@@ -128,8 +128,8 @@ def test_a_sweep_reports_to_mlflow_and_tensorboard_through_the_cli(tmp_path, mlf
         assert [s.step for s in events.Scalars("val_accuracy")] == [2, 4]
 
 
-@pytest.mark.parametrize("uri", ["sqlite:////proc/nope/mlflow.db", "file:///tmp/mlruns-ftcli-test"],
-                         ids=["unusable_sqlite", "file_store"])
+@pytest.mark.parametrize("uri", ["sqlite:////proc/nope/mlflow.db", "file:///tmp/mlruns-ftcli-test",
+                                 "http://127.0.0.1:9"], ids=["unusable_sqlite", "file_store", "no_server"])
 def test_a_tracker_that_cannot_start_costs_a_warning_not_the_run(tmp_path, mlflow_store, monkeypatch, uri):
     """#24.3: these used to end in a traceback and a folder with only config.yaml (which the next
     identical command then refused)."""

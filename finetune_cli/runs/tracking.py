@@ -13,6 +13,7 @@ view works on them. A resumed run continues its MLflow run (its id is kept in th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -109,6 +110,22 @@ def _require(package: str) -> None:
                           "pip install -e '.[track]' (or remove it from train.report_to)")
 
 
+# While a tracker starts, a server that does not answer is a warning in seconds, not after MLflow's own
+# 7 retries with backoff (minutes); values the user set are kept, and mid-run requests retry as MLflow does.
+QUICK_START = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+@contextlib.contextmanager
+def quick_requests():
+    unset = [k for k in QUICK_START if k not in os.environ]
+    os.environ.update({k: QUICK_START[k] for k in unset})
+    try:
+        yield
+    finally:
+        for key in unset:
+            os.environ.pop(key, None)
+
+
 class MlflowTracker:
     """One MLflow run per ftcli run, continued on resume."""
 
@@ -119,8 +136,9 @@ class MlflowTracker:
         self.mlflow = mlflow
         self.folder = folder
         client_run = self._resume_id()
-        self.mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or folder.parent.name)
-        self.run = self.mlflow.start_run(run_id=client_run, run_name=None if client_run else folder.name)
+        with quick_requests():
+            self.mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or folder.parent.name)
+            self.run = self.mlflow.start_run(run_id=client_run, run_name=None if client_run else folder.name)
         try:
             (folder / TRACKING_FILE).write_text(json.dumps({"mlflow_run_id": self.run.info.run_id}))
             if client_run is None:
