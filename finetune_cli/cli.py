@@ -1,7 +1,6 @@
 """The `ftcli` command line: parse, call one function, render.
 
-Domain errors (FtcliError) print one line to stderr and exit non-zero; set FTCLI_DEBUG=1 for the
-full traceback.
+Domain errors (FtcliError) print one line to stderr and exit non-zero; FTCLI_DEBUG=1 shows the traceback.
 """
 
 from __future__ import annotations
@@ -101,12 +100,13 @@ def train(
 ) -> None:
     """Train and test one config; write the run folder runs/NAME/."""
     from .config import load_config
+    from .hub import check_model_name
 
     overrides = list(set_ or []) + ([f"name={json.dumps(name)}"] if name else [])  # a string, even `1e5`
-    cfg = load_config(config, overrides)  # before torch is imported (seconds): a config error is instant
+    cfg = load_config(config, overrides)  # before torch is imported (seconds): a config error is instant,
+    check_model_name(cfg.model.name)  # and so is a Hub id on an offline machine
     from .training.devices import distributed_state
     from .workflows.train import train_from_config
-
     summary = train_from_config(cfg, config, runs_dir, overwrite, err, resume)
     if distributed_state().is_main_process:  # one line, not one per process
         out.print(result_line(summary, runs_dir), soft_wrap=True)

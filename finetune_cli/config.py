@@ -276,9 +276,21 @@ def config_from_dict(data: Any) -> RunConfig:
 
 
 def load_config(path: Path, overrides: list[str] | None = None) -> RunConfig:
-    """Read, override and validate a config file."""
-    data = apply_overrides(read_yaml(path), overrides or [])
+    """Read, override and validate a config file (its data.source relative to its own folder)."""
+    data = apply_overrides(with_source_beside(read_yaml(path), Path(path).parent), overrides or [])
     return config_from_dict(data)
+
+
+def with_source_beside(data: dict, folder: Path) -> dict:
+    """`data.source` written in a config file names a path relative to that file's folder when one
+    exists there (so the config works from any directory); else it stays as written (a path from the
+    current directory, a Hub id, auto/hub/sample). `--set` values are the shell's: not rebased."""
+    section = data.get("data") if isinstance(data, dict) else None
+    source = section.get("source") if isinstance(section, dict) else None
+    if not isinstance(source, str) or not source or source.startswith("~") or Path(source).is_absolute():
+        return data  # a home folder (~, ~user) or an absolute path: the same from anywhere
+    beside = folder / source
+    return {**data, "data": {**section, "source": str(beside.resolve())}} if beside.exists() else data
 
 
 def config_to_dict(cfg: RunConfig) -> dict:

@@ -154,6 +154,10 @@ BAD = [  # (name, files, data config, expected end of the one-line error)
      "cannot read (BadGzipFile: Not a gzipped file (b'no'))"),
     ("no_label", {"d.csv": "o,v\na,neg\nb,\nc,pos\n"}, {"text": ["o"], "label": "v"},
      "row 2: no label (the 'v' column is empty here)"),
+    ("label_column_typo", {"d.csv": "text,label\na,neg\nb,pos\n"}, {"text": ["text"], "label": "lable"},
+     "missing column(s) lable; d needs text, lable (the columns are: 'text', 'label')"),  # #23.4: not "no class"
+    ("label_column_typo_jsonl", {"d.jsonl": '{"t": "a", "l": "x"}\n{"t": "b", "l": "y"}\n'},
+     {"text": ["t"], "label": "lable"}, "missing column(s) lable; d needs t, lable (the columns are: 't', 'l')"),
     # #24: the hostile pass
     ("int_and_text_label_collide", {"d.jsonl": '{"t": "a", "l": 1}\n{"t": "b", "l": "1"}\n{"t": "c", "l": 0}\n'},
      {"text": ["t"], "label": "l"}, "label column 'l' holds both 1 and '1', which read as the same label name '1'; "
@@ -254,3 +258,42 @@ def test_a_spreadsheets_empty_trailing_columns_are_not_duplicates_and_fractions_
     with pytest.raises(DataError, match=r"data.test_fraction \+ data.validation_fraction is 1, which leaves no rows"):
         load_data(DataConfig(source=str(tmp_path / "d.csv"), text=("o",), label="v", test_fraction=0.5,
                              validation_fraction=0.5), seed=0)
+
+
+def test_a_hub_model_offline_and_not_cached_is_one_line_before_torch_loads(tmp_path):
+    """#23.6: it waited ~50 s of Hub retries. The Hub is an endpoint that never resolves (.invalid),
+    online or not; offline mode is off, so the check itself is what stops it."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
+    env["HF_ENDPOINT"] = "https://hub.invalid"
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"model": {"name": "no-such-org/no-such-model"},
+                                      "data": {"dataset": "imdb", "source": "sample"}}))
+    probe = ("import sys\nfrom finetune_cli.cli import app\ntry:\n    app(['train', sys.argv[1]])\n"
+             "except SystemExit as e:\n    print(e.code, 'torch' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", probe, str(config)], capture_output=True, text=True, timeout=120,
+                          env=env)
+    assert done.stdout.split() == ["2", "False"], done.stderr
+    assert "model.name: cannot load 'no-such-org/no-such-model' from the Hugging Face Hub: hub.invalid does not " \
+           "resolve" in done.stderr
+
+
+def test_a_data_source_in_a_config_file_is_relative_to_that_file(tmp_path, monkeypatch):
+    """#23.5: a config with `data.source: data/reviews.csv` worked from its own folder only."""
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "data" / "reviews.csv").write_text(csv_text("o,v", reviews(40)))
+    config = project / "task.yaml"
+    config.write_text(yaml.safe_dump({"model": {"name": "tiny-random-bert"}, "data": {
+        "source": "data/reviews.csv", "text": ["o"], "label": "v"}, "method": {"bottleneck": 8},
+        "train": {"epochs": 1}}))
+    monkeypatch.chdir(tmp_path)  # elsewhere: data/reviews.csv does not exist from here
+    from finetune_cli.config import load_config
+
+    assert load_config(config).data.source == str((project / "data" / "reviews.csv").resolve())
+    assert load_config(config, ["data.source=data/reviews.csv"]).data.source == "data/reviews.csv"  # --set: as typed
+    result = ftcli("train", config, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 0, result.output

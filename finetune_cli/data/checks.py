@@ -111,11 +111,7 @@ def checked_features(spec: Task) -> Any:
 
 def check_arrow(ds: Any, spec: Task, where: str, key: str | None) -> tuple[Any, bool]:
     """Check an Arrow-backed split in batches (cached under `key`); returns (checked, cache hit)."""
-    missing = [k for k in needed_columns(spec) if k not in ds.column_names]
-    if missing:
-        found = ", ".join(short_repr(k) for k in ds.column_names[:20]) or "none"
-        raise DataError(f"{where}: missing column(s) {', '.join(missing)}; {spec.name} needs "
-                        f"{', '.join(needed_columns(spec))} (the columns are: {found})")
+    check_columns(ds.column_names, spec, where)
     checked, state = cached_map(ds, check_batch, cache_path("checked", key), features=checked_features(spec),
                                 fn_kwargs={"spec": spec, "where": where}, with_indices=True)
     return checked, state == "hit"
@@ -149,14 +145,27 @@ def check_split(raw: RawSplit, spec: Task, split: str) -> tuple[Split, int, bool
     return Split(checked, key), len(raw.data) - len(checked), hit
 
 
+def check_columns(columns: list[str], spec: Task, where: str) -> None:
+    """The columns the task reads are there (else one line with the columns there are: a typo such as
+    `lable` is named as such, not as a label column without classes)."""
+    missing = [k for k in needed_columns(spec) if k not in columns]
+    if missing:
+        found = ", ".join(short_repr(k) for k in columns[:20]) or "none"
+        raise DataError(f"{where}: missing column(s) {', '.join(missing)}; {spec.name} needs "
+                        f"{', '.join(needed_columns(spec))} (the columns are: {found})")
+
+
 def train_labels(raw: RawSplit, spec: Task) -> list[Any]:
     """The distinct label values of the raw train split (for label names to infer)."""
-    if spec.label_columns:
-        return []  # the label names are the columns' names
+    if spec.label_columns or spec.preset:
+        return []  # the label names are the columns' names, or the preset's own
     if isinstance(raw.data, list):
+        if raw.data and not any(spec.label_field in row for row in raw.data):
+            check_columns(list(raw.data[0]), spec, raw.where)  # in no row at all: a column name that is not there
         values = [row.get(spec.label_field) for row in raw.data]
     elif spec.label_field not in raw.data.column_names:
-        return []  # reported, with the columns there are, by the check
+        check_columns(raw.data.column_names, spec, raw.where)
+        return []  # not reached: the label column is one the task needs
     elif isinstance(raw.data.features[spec.label_field], (dict,)) or hasattr(raw.data.features[spec.label_field],
                                                                              "feature"):
         values = raw.data[spec.label_field]  # a list column (multi-label): lists are not hashable for unique()

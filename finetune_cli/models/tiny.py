@@ -13,7 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
-PREFIX = "tiny-random-"
+from ..hub import TINY_PREFIX
+
+PREFIX = TINY_PREFIX
 TINY_SEED = 1234
 # sizes every family shares (DistilBERT spells them differently, see _config)
 SIZES = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64}

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig, check_name, config_from_dict
+from ..config import RunConfig, check_name, config_from_dict, with_source_beside
 from ..config_yaml import apply_overrides, parse_override, read_yaml
 from ..errors import ConfigError
 from ..runs.folder import CONFIG_FILE, read_summary
@@ -142,7 +142,8 @@ def load_sweep(path: Path, extra_set: Sequence[str] = (), max_cells: int = MAX_C
         raise ConfigError(f"{unknown[0]}: unknown sweep key; allowed: {', '.join(SWEEP_KEYS)}")
     if not isinstance(data.get("base"), str):
         raise ConfigError(f"{path}: base: expected the path of a config file (relative to the sweep)")
-    base = read_yaml((path.parent / data["base"]).resolve())
+    base_path = (path.parent / data["base"]).resolve()
+    base = with_source_beside(read_yaml(base_path), base_path.parent)  # as `ftcli train` reads it
     fixed, grid = _mapping(data, "set", path), _mapping(data, "grid", path)
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
