@@ -28,27 +28,25 @@ def hub_offline_reason() -> str | None:
     return None
 
 
+def offline_model_error(name: str, reason: str) -> ModelError:
+    """The one line for a Hub model that cannot be had: the Hub unreachable (`reason`), no cached copy."""
+    return ModelError(f"model.name: cannot load {name!r} from the Hugging Face Hub: {reason}; use a local "
+                      "folder (save_pretrained) or a model of `make models`")
+
+
 def check_model_name(name: str) -> None:
-    """A Hub model on a machine without the Hub (and not cached) is one line, before any import."""
-    reason = model_unavailable(name)
-    if reason:
-        raise ModelError(f"model.name: cannot load {name!r} from the Hugging Face Hub: {reason}; use a local "
-                         "folder (save_pretrained) or a model of `make models`")
-
-
-def model_unavailable(name: str) -> str | None:
-    """Why model.name cannot be loaded right now (None: it may be), found without importing torch or
-    transformers, so that a config naming a Hub model on an offline machine stops in a second: not a
-    built-in or local name, the Hub unreachable, and no copy in the Hugging Face cache."""
+    """A Hub model on a machine without the Hub and without a cached copy stops here, without importing
+    torch or transformers (in a second, not after the imports and the Hub client's retries)."""
     if name in (MINILM, MPNET) or name.startswith(TINY_PREFIX) or os.path.exists(os.path.expanduser(name)):
-        return None
+        return
     reason = hub_offline_reason()
     if reason is None:
-        return None
+        return
     from huggingface_hub import try_to_load_from_cache  # light (no torch); only for a Hub id offline
 
     try:
         cached = try_to_load_from_cache(name, "config.json")
     except Exception:  # noqa: BLE001 - not a valid repo id either: the loader's own error says so later
-        return None
-    return None if isinstance(cached, str) else reason
+        return
+    if not isinstance(cached, str):
+        raise offline_model_error(name, reason)

@@ -13,23 +13,21 @@ from torch import nn
 
 from ..config import MethodConfig
 from ..errors import ConfigError, first_line
-from ..models.families import family_of
+from ..models.families import AUTO_KEYS, family_of
+from .registry import METHODS
 
 
 def with_targets(m: MethodConfig, model: nn.Module, layout: str = "auto") -> MethodConfig:
-    """`m` with `target_modules: auto` (and ia3's `feedforward_modules: auto`) resolved to the model
-    family's defaults (models/families.py); explicit lists are kept as given."""
-    if m.mode == "lora" and m.lora.target_modules == "auto":
-        needed = "method.lora.target_modules: auto needs its default targets"
-        targets = family_of(model.config.model_type, layout, needed).lora_targets
-        return dataclasses.replace(m, lora=dataclasses.replace(m.lora, target_modules=targets))
-    if m.mode == "ia3" and "auto" in (m.ia3.target_modules, m.ia3.feedforward_modules):
-        family = family_of(model.config.model_type, layout, "method.ia3 auto targets need its defaults")
-        targets = family.ia3_targets if m.ia3.target_modules == "auto" else m.ia3.target_modules
-        feedforward = family.ia3_feedforward if m.ia3.feedforward_modules == "auto" else m.ia3.feedforward_modules
-        return dataclasses.replace(m, ia3=dataclasses.replace(m.ia3, target_modules=targets,
-                                                              feedforward_modules=feedforward))
-    return m
+    """`m` with the `auto` values of its method's section (lora / ia3 targets) resolved to the model
+    family's defaults (Family.auto_targets); explicit lists are kept as given."""
+    section = METHODS[m.mode].section
+    settings = getattr(m, section) if section else None
+    autos = [key for s, key in AUTO_KEYS if s == section and getattr(settings, key) == "auto"]
+    if not autos:
+        return m
+    family = family_of(model.config.model_type, layout, f"method.{section}.{autos[0]}: auto needs its default targets")
+    resolved = {key: family.auto_targets()[(section, key)] for key in autos}
+    return dataclasses.replace(m, **{section: dataclasses.replace(settings, **resolved)})
 
 
 def targets_of(m: MethodConfig) -> list[str] | None:

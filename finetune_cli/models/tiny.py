@@ -15,7 +15,6 @@ from torch import nn
 
 from ..hub import TINY_PREFIX
 
-PREFIX = TINY_PREFIX
 TINY_SEED = 1234
 # sizes every family shares (DistilBERT spells them differently, see _config)
 SIZES = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64}
@@ -35,7 +34,7 @@ TINY_CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "modernbert": ("ModernBertConfig", {"global_attn_every_n_layers": 2, "local_attention": 16}),
     "mpnet": ("MPNetConfig", {"max_position_embeddings": 514}),
 }
-TINY_NAMES: tuple[str, ...] = tuple(PREFIX + t for t in TINY_CONFIGS)
+TINY_NAMES: tuple[str, ...] = tuple(TINY_PREFIX + t for t in TINY_CONFIGS)
 
 
 def _config(model_type: str, tokenizer: Any, num_labels: int, overrides: dict[str, float]):
@@ -55,7 +54,7 @@ def tiny_model(name: str, tokenizer: Any, num_labels: int, overrides: dict[str, 
     """The classifier of the tiny `name` (tiny-random-<model type>)."""
     from transformers import AutoModelForSequenceClassification
 
-    config = _config(name[len(PREFIX):], tokenizer, num_labels, overrides)
+    config = _config(name[len(TINY_PREFIX):], tokenizer, num_labels, overrides)
     model_class = AutoModelForSequenceClassification._model_mapping[type(config)]
     model = model_class(config)  # head initialised under the run's seed
     with torch.random.fork_rng():

@@ -15,8 +15,9 @@ from ..config import RunConfig, config_from_dict, config_to_dict
 from ..data.metrics import LOWER_IS_BETTER, METRIC_TEXT
 from ..data.objective import OBJECTIVES
 from ..errors import ConfigError, FtcliError
+from ..hub import MINILM, TINY_PREFIX
 from ..methods.registry import METHODS, SECTIONS
-from ..models.families import family_or_none
+from ..models.families import FAMILIES, family_or_none
 from .read import Run, load_runs
 
 # `ftcli compare --metric`: what is shown, selected on, plotted; each task type's objective says which
@@ -26,11 +27,9 @@ COMPARE_METRICS = ("auto", *dict.fromkeys(m for o in OBJECTIVES.values() for m i
 
 
 # the lora / ia3 defaults before `auto` (schema < 4): BERT's names, which `auto` resolves to for BERTs
-PRE_V4_DEFAULTS = (("lora", "target_modules", ("query", "value")), ("ia3", "target_modules", ("key", "value",
-                   "output.dense")), ("ia3", "feedforward_modules", ("output.dense",)))
-# the offline backbones of runs recorded before schema 4 (no `model_type` yet): both BERTs. Spelled
-# here, not imported from models/backbones.py, which would make `ftcli compare` import torch.
-PRE_V4_BERTS = ("minilm-l6", "tiny-random-bert")
+PRE_V4_DEFAULTS = FAMILIES["bert"].auto_targets()
+# the offline backbones of runs recorded before schema 4 (no `model_type` yet): both BERTs
+PRE_V4_BERTS = (MINILM, TINY_PREFIX + "bert")
 
 
 def headline(run: Run) -> str:
@@ -57,7 +56,7 @@ def normalized(config: dict, task_type: str = "single_label", model_type: str | 
     except ConfigError:
         return config
     method = config["method"]  # config_to_dict made fresh dicts: changed in place
-    for section, key, old_default in PRE_V4_DEFAULTS if pre_v4 else ():
+    for (section, key), old_default in PRE_V4_DEFAULTS.items() if pre_v4 else ():
         if tuple(method[section][key]) == old_default:
             method[section][key] = "auto"  # what the default was then is what `auto` stands for now
     for section in SECTIONS:  # one method's own settings do not make two runs of another method differ
@@ -67,12 +66,9 @@ def normalized(config: dict, task_type: str = "single_label", model_type: str | 
     if train["select_metric"] == "auto" and task_type in OBJECTIVES:
         config["train"] = {**train, "select_metric": OBJECTIVES[task_type].default_metric}
     family = family_or_none(model_type or recorded_model_type(config["model"]["name"]), config["model"]["layout"])
-    if family is not None:
-        for section, key, value in (("lora", "target_modules", family.lora_targets),
-                                    ("ia3", "target_modules", family.ia3_targets),
-                                    ("ia3", "feedforward_modules", family.ia3_feedforward)):
-            if section in method and method[section][key] == "auto":
-                method[section][key] = value
+    for (section, key), value in family.auto_targets().items() if family else ():
+        if section in method and method[section][key] == "auto":
+            method[section][key] = value
     return config
 
 

@@ -37,13 +37,10 @@ class Tracker(Protocol):
     def finish(self, summary: dict[str, Any]) -> None: ...  # the final summary.json
 
 
-PACKAGES = {"mlflow": "mlflow", "tensorboard": "tensorboard"}  # train.report_to name -> the package it needs
-
-
 def check_trackers(names: Iterable[str]) -> None:
-    """Before any data or model loads: each tracker's package is installed (else one line)."""
+    """Before any data or model loads: each tracker's package (named as the tracker) is installed."""
     for name in names:
-        _require(PACKAGES[name])
+        _require(name)
 
 
 class Trackers:

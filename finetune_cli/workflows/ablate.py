@@ -35,7 +35,7 @@ def ablate_run(run_dir: Path, out_dir: Path, split: str = "validation") -> dict:
     accelerator = Accelerator(mixed_precision=run.cfg.train.mixed_precision)
     loader = accelerator.prepare(make_loader(encoded, run.cfg.train.eval_batch_size, run.tokenizer.pad_token_id))
     model = run.model.to(accelerator.device)
-    layers = [layer for _, layer in encoder_layers(model, layout_of(model, run.cfg.model.layout, "ablate"))]
+    layers = [layer for _, layer in encoder_layers(model, layout_of(model, run.cfg.model.layout, run.cfg.method.mode))]
     intact = evaluate(model, loader, accelerator, data.spec.objective).accuracy
     cells = []
     for i in range(len(layers)):
