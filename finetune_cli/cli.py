@@ -170,7 +170,7 @@ def sweep(
     outcomes = run_sweep(plan, runs_dir, err, dry_run, ray)
     for name, outcome in outcomes:
         word, _, key = outcome.partition(": ")
-        note = f"  ({key} differs from the config recorded there)" if key else ""
+        note = f"  ({key} differs)" if key else ""  # from the config recorded in the folder
         out.print(f"{word:9} {runs_dir / plan.name / name}{note}", markup=False, highlight=False, soft_wrap=True)
     problem = sweep_problem(plan.name, [outcome for _, outcome in outcomes])
     if problem:
