@@ -109,20 +109,9 @@ def train(
     from .workflows.train import train_from_config
     summary = train_from_config(cfg, config, runs_dir, overwrite, err, resume)
     if distributed_state().is_main_process:  # one line, not one per process
+        from .runs.render import result_line
+
         out.print(result_line(summary, runs_dir), soft_wrap=True)
-
-
-def result_line(summary, runs_dir: Path) -> str:
-    """`inference accuracy (test, best epoch 2): 0.8920 | macro-F1 0.8916 | ... | run folder: ...`:
-    the metric the run was selected by first, then the task type's other test scores."""
-    from .data.metrics import METRIC_TEXT, score_text, value_text
-
-    outcome = summary.outcome
-    scores = dict(outcome.test_scores)
-    first = outcome.select_metric if outcome.select_metric in scores else next(iter(scores))
-    rest = "".join(f" | {score_text(m, v)}" for m, v in scores.items() if m != first)
-    return (f"inference {METRIC_TEXT[first]} (test, best epoch {outcome.best_epoch}): {value_text(scores[first])}"
-            f"{rest} | run folder: {runs_dir / summary.name}")
 
 
 class Launcher(str, Enum):
@@ -160,7 +149,7 @@ def sweep(
                                                                   "(default 10,000).")] = None,
 ) -> None:
     """Run a grid of configs resumably (completed runs are skipped, interrupted ones resumed)."""
-    from .workflows.sweep import MAX_CELLS, RayOptions, load_sweep, run_sweep
+    from .workflows.sweep import MAX_CELLS, RayOptions, load_sweep, run_sweep, sweep_problem
 
     plan = load_sweep(sweep_file, set_ or [], max_cells or MAX_CELLS)
     err.print(f"sweep {plan.name}: {len(plan.runs):,} runs", highlight=False, markup=False)
@@ -175,18 +164,6 @@ def sweep(
     problem = sweep_problem(plan.name, [outcome for _, outcome in outcomes])
     if problem:
         raise FtcliError(problem)
-
-
-SWEEP_PROBLEMS = {  # the last line of a sweep that left runs not completed with their own config, worst first
-    "failed": "failed (see their summary.json); rerun to retry them",
-    "differs": ("hold a run of another config (the sweep changed since); nothing was trained in them: delete "
-                "those folders, or give the sweep another name"),
-    "busy": "were skipped: another launcher holds them; rerun once it is done"}
-
-
-def sweep_problem(name: str, outcomes: list[str]) -> str | None:
-    counts = {word: sum(o.split(":")[0] == word for o in outcomes) for word in SWEEP_PROBLEMS}
-    return next((f"{n} runs of {name} {SWEEP_PROBLEMS[w]}" for w, n in counts.items() if n), None)
 
 
 Metric = Enum("Metric", {m: m for m in COMPARE_METRICS}, type=str)  # the task types' compare metrics

@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
+from ..data.metrics import METRIC_TEXT, score_text, value_text
 from .compare import value_order
 
 SHORT = {"accuracy": "acc", "macro_f1": "macro-F1", "mcc": "MCC", "f1": "F1", "micro_f1": "micro-F1",
@@ -112,3 +114,14 @@ def render_table(rows: list[dict], title: str, metric: str = "auto") -> Table:
     for row in rows:
         table.add_row(*(render(row) for _, render in shown))
     return table
+
+
+def result_line(summary, runs_dir: Path) -> str:
+    """`inference accuracy (test, best epoch 2): 0.8920 | macro-F1 0.8916 | ... | run folder: ...`:
+    the metric the run was selected by first, then the task type's other test scores."""
+    outcome = summary.outcome
+    scores = dict(outcome.test_scores)
+    first = outcome.select_metric if outcome.select_metric in scores else next(iter(scores))
+    rest = "".join(f" | {score_text(m, v)}" for m, v in scores.items() if m != first)
+    return (f"inference {METRIC_TEXT[first]} (test, best epoch {outcome.best_epoch}): {value_text(scores[first])}"
+            f"{rest} | run folder: {runs_dir / summary.name}")

@@ -286,3 +286,15 @@ def _ray_cell(run: SweepRun, sweep_path: Path, root: Path) -> str:
 def _clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+
+SWEEP_PROBLEMS = {  # the last line of a sweep that left runs not completed with their own config, worst first
+    "failed": "failed (see their summary.json); rerun to retry them",
+    "differs": ("hold a run of another config (the sweep changed since); nothing was trained in them: delete "
+                "those folders, or give the sweep another name"),
+    "busy": "were skipped: another launcher holds them; rerun once it is done"}
+
+
+def sweep_problem(name: str, outcomes: list[str]) -> str | None:
+    counts = {word: sum(o.split(":")[0] == word for o in outcomes) for word in SWEEP_PROBLEMS}
+    return next((f"{n} runs of {name} {SWEEP_PROBLEMS[w]}" for w, n in counts.items() if n), None)
