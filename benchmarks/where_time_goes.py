@@ -23,6 +23,7 @@ from torch import nn
 from finetune_cli.bench import contenders as bench
 from finetune_cli.config import MethodConfig, ModelConfig, TrainConfig
 from finetune_cli.methods.predicate import apply_method
+from finetune_cli.methods.registry import METHODS
 from finetune_cli.models.backbones import load_backbone
 from finetune_cli.training.devices import seed_everything
 from finetune_cli.training.optim import make_optimizer, make_scheduler, trained_params
@@ -43,7 +44,7 @@ def set_dropout(model: nn.Module, attention: bool, hidden: bool) -> None:
 
 def product(mode: str, attention: bool = True, hidden: bool = True, fused: bool = False, forward_only: bool = False):
     """The product's step (bench.build_product), optionally with fused AdamW + foreach clipping."""
-    cfg = TrainConfig()
+    cfg = TrainConfig(learning_rate=METHODS[mode].learning_rate)  # auto, as `ftcli train` resolves it
     seed_everything(0)
     model = load_backbone(ModelConfig(name="minilm-l6"), 2).model
     is_trained = apply_method(model, MethodConfig(mode=mode, bottleneck=64))

@@ -1,3 +1,3 @@
-"""ftcli: compare full fine-tuning with Houlsby adapters on IMDB, SNLI and AG News."""
+"""ftcli: full fine-tuning vs adapters, LoRA and other parameter-efficient methods, measured on your own data."""
 
 __version__ = "0.1.0"

@@ -25,10 +25,11 @@ from .runs.compare import COMPARE_METRICS, SORT_KEYS
 
 app = typer.Typer(
     name="ftcli", no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode="rich",
-    help="Compare full fine-tuning with adapters, LoRA, (IA)3 and BitFit on IMDB, SNLI and AG News.",
+    help="Full fine-tuning, adapters, LoRA, (IA)3, BitFit, ...: how close each gets on your own text "
+         "classification or regression data, at what cost in parameters, time and memory.",
 )
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)  # piped or logged, a long line stays one line (never hard-wrapped at 80)
+err = Console(stderr=True, soft_wrap=True)
 
 
 METHOD_LIST = ", ".join(METHODS)  # every method, in the registry's order
@@ -112,6 +113,17 @@ def train(
         from .runs.render import result_line
 
         out.print(result_line(summary, runs_dir), soft_wrap=True)
+
+
+def print_table(table) -> None:
+    """At the terminal's width; piped, at $COLUMNS, else at the table's own width (a log file holds
+    whole rows, and the narrow table's columns stay about 100 wide)."""
+    columns = os.environ.get("COLUMNS", "")
+    if out.is_terminal or columns.isdigit() and int(columns) > 0:
+        out.print(table, soft_wrap=False)  # a table folds its cells to the width instead
+        return
+    natural = Console(width=1000).measure(table).maximum
+    Console(width=natural).print(table)
 
 
 class Launcher(str, Enum):
@@ -198,18 +210,22 @@ def compare(
                                                 "score). auto: each run's select_metric (or its task type's "
                                                 "first). Runs without the metric are skipped, with the reason.")]
         = Metric.auto,
+    wide: Annotated[bool, typer.Option("--wide", help="Every column (validation scores, loss, epochs, "
+                                                      "throughput, data); markdown/csv/json always have them.")]
+        = False,
 ) -> None:
-    """One row per run; runs differing only by seed are grouped (mean ± SEM, n)."""
+    """One row per run; runs differing only by seed are grouped (mean ± SEM, n); `!` marks a warning."""
     from .runs.compare import compare_runs, parse_best_of
     from .runs.render import render_table, render_text
 
     found = compare_runs(runs_dir, dataset, mode, sort, parse_best_of(best_of), metric.value)
     rows, runs, skipped = found.rows, found.runs, found.skipped
     if format is Format.table:
-        wide = out if out.is_terminal else Console(width=220)  # pipes and logs: never fold cells
-        wide.print(render_table(rows, f"ftcli compare {runs_dir}", metric.value))
+        print_table(render_table(rows, f"ftcli compare {runs_dir}", metric.value, wide))
     else:
         sys.stdout.write(render_text(rows, format.value, metric.value))
+    for warning in (w for row in rows for w in row["warnings"]):
+        err.print(f"ftcli: warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     for path, reason in skipped:
         err.print(f"ftcli: skipped {path}: {reason}", markup=False, highlight=False, soft_wrap=True)
     if not runs:
@@ -315,10 +331,9 @@ def bench(
     result = run_bench(model=model, dataset=dataset, modes=parse_modes(modes), seq=seq, batch=batch, steps=steps,
                        warmup=warmup, eval_batch=eval_batch, bottleneck=bottleneck, threads=threads,
                        device=device, memory=memory, log=lambda msg: err.print(f"ftcli bench: {msg}", highlight=False))
-    wide = out if out.is_terminal else Console(width=160)  # pipes and logs: never fold cells
     for line in header_lines(result):
-        wide.print(line, highlight=False, soft_wrap=True)
-    wide.print(render_table(result))
+        out.print(line, highlight=False, soft_wrap=True)
+    print_table(render_table(result))
     write_json(result, out_file)
     err.print(f"ftcli bench: wrote {out_file}", highlight=False)
 

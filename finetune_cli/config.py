@@ -158,8 +158,10 @@ class TrainConfig:
     batch_size: int = fld(16, lo=1, hi=65536)
     # Examples per evaluation batch (no gradients, so larger than batch_size).
     eval_batch_size: int = fld(64, lo=1, hi=65536)
-    # Peak AdamW learning rate (adapters ~1e-3..1e-4, full fine-tuning ~2e-5..5e-5).
-    learning_rate: float = fld(1e-3, lo=0.0, hi=1.0, lo_open=True)
+    # Peak AdamW learning rate; auto = the method's own (methods/registry.py, README "Learning
+    # rates": full 1e-4, adapters 1e-3, ...), printed and recorded. One number for every method breaks
+    # some of them: full fine-tuning wants ~1e-4, a linear head ~1e-2.
+    learning_rate: Union[Literal["auto"], float] = fld("auto", lo=0.0, hi=1.0, lo_open=True)
     # AdamW decoupled weight decay (not applied to biases and LayerNorms).
     weight_decay: float = fld(0.01, lo=0.0, hi=1.0)
     # Fraction of all steps spent on linear warm-up; then linear decay to zero.
@@ -183,7 +185,13 @@ class TrainConfig:
     # Other task types: mcc (Matthews correlation), f1 (of label 1, two labels), micro_f1,
     # subset_accuracy, pearson, spearman, mse (lower is better). auto = the task type's own:
     # accuracy (single-label), micro_f1 (multi-label), pearson (regression); printed and recorded.
+    # On a single-label task whose training labels are imbalanced (the largest class at least 2/K
+    # of them, K labels; 2/3 for two or three labels), auto is macro_f1: accuracy rewards always
+    # answering the majority class there.
     select_metric: SelectMetric = "auto"
+    # Single-label: weight each class's loss by n / (K * its count in train) (scikit-learn's
+    # `balanced`), so a rare class counts as much as a frequent one; none = every example counts the same.
+    class_weights: Literal["none", "balanced"] = "none"
     # Multi-label: a label is predicted when its sigmoid is at least this.
     threshold: float = fld(0.5, lo=0.0, hi=1.0, lo_open=True)
     # Mixed precision through accelerate: no | bf16 | fp16 (fp16 needs a GPU).

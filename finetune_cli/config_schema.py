@@ -25,7 +25,8 @@ def fld(default: Any, *, lo: float | None = None, hi: float | None = None, lo_op
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+        args = typing.get_args(tp)
+        return repr(args[0]) if len(args) == 1 else "one of " + ", ".join(repr(a) for a in args)
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in typing.get_args(tp) if a is not type(None)]
         text = " or ".join(_type_name(a) for a in inner)
@@ -56,6 +57,8 @@ def check_value(key: str, tp: Any, meta: dict, value: Any) -> Any:
         origin, or_null = typing.get_origin(tp), " or null"
     expected = _type_name(tp)
     if origin is tuple:  # tuple[X, ...]: a YAML list (or the tuple config_to_dict gives back) of X
+        if isinstance(value, str) and typing.get_args(tp)[0] is str:
+            value = [value]  # `text: article` is the list of one column `text: [article]`
         least = meta.get("lo") or 0
         if not isinstance(value, (list, tuple)) or len(value) < least:
             raise ConfigError(f"{key}: got {short_repr(value)}, expected {'a non-empty' if least else 'a'} list of "
@@ -77,16 +80,22 @@ def check_value(key: str, tp: Any, meta: dict, value: Any) -> Any:
         try:
             value = float(value)
         except OverflowError:  # an integer beyond float range, e.g. 1 followed by 400 zeros
-            raise ConfigError(f"{key}: got {short_repr(value)}, expected a finite number") from None
+            raise RangeError(f"{key}: got {short_repr(value)}, expected a finite number") from None
         if not math.isfinite(value):
-            raise ConfigError(f"{key}: got {short_repr(value)}, expected a finite number")
+            raise RangeError(f"{key}: got {short_repr(value)}, expected a finite number")
     return _check_range(key, tp, expected, meta, value)
+
+
+class RangeError(ConfigError):
+    """A value of the right type outside its field's range."""
 
 
 def _first_arm(key: str, tp: Any, arms: list, meta: dict, value: Any) -> Any:
     for arm in arms:
         try:
             return check_value(key, arm, meta, value)
+        except RangeError:
+            raise  # a number of the right kind out of range: say the range, not every arm's type
         except ConfigError:
             pass
     raise ConfigError(f"{key}: got {short_repr(value)}, expected {_type_name(tp)}")
@@ -97,9 +106,9 @@ def _check_range(key: str, tp: Any, expected: str, meta: dict, value: Any) -> An
     lo, hi, lo_open = meta.get("lo"), meta.get("hi"), meta.get("lo_open")
     if lo is not None and (value < lo or (lo_open and value == lo)):
         bound = f"> {lo}" if lo_open else f">= {lo}"
-        raise ConfigError(f"{key}: got {short_repr(value)}, expected {expected} {bound}")
+        raise RangeError(f"{key}: got {short_repr(value)}, expected {expected} {bound}")
     if hi is not None and value > hi:
-        raise ConfigError(f"{key}: got {short_repr(value)}, expected {expected} <= {hi}")
+        raise RangeError(f"{key}: got {short_repr(value)}, expected {expected} <= {hi}")
     pattern = meta.get("pattern")
     if pattern is not None and not pattern.match(value):
         raise ConfigError(f"{key}: got {short_repr(value)}, expected letters, digits and . _ = + - "

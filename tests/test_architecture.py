@@ -118,7 +118,7 @@ def test_modules_and_functions_stay_short(path):
 
 # The data path, in order (ARCHITECTURE.md): helpers first, then one stage per module; a stage is a
 # function of the previous stage's value and imports no later stage.
-DATA_ORDER = ["files", "cache", "subsets", "metrics", "objective",  # helpers
+DATA_ORDER = ["files", "cache", "subsets", "metrics", "balance", "objective",  # helpers
               "task", "sources", "checks", "splits", "tokens", "batches"]  # the stages
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -142,6 +143,8 @@ def test_version_and_help():
     for command in ("train", "compare"):
         result = ftcli(command, "--help")
         assert result.exit_code == 0 and "Examples" in result.stdout
+    top = ftcli("--help").stdout
+    assert "your own text" in top and "IMDB, SNLI and AG News" not in top  # #23.9: not the presets only
 
 
 def test_readme_starts_with_the_two_setup_commands():
@@ -181,3 +184,30 @@ def test_ablate_help_shows_the_span_of_layers():
     """#24.11: rich markup ate `[i..j]`."""
     result = ftcli("ablate", "--help")
     assert "[i..j]" in result.output
+
+
+def piped(*args: str, columns: str | None = None) -> subprocess.CompletedProcess:
+    """`python -m finetune_cli ARGS` with stdout and stderr pipes (not a terminal), $COLUMNS as given."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env.update({"COLUMNS": columns} if columns else {})
+    return subprocess.run([sys.executable, "-m", "finetune_cli", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_piped_logs_and_tables_never_hard_wrap(smoke_runs, tmp_path):
+    """#23.3: a log file holds whole lines: the epoch line (> 80 characters) and the result line are
+    one line each; compare's table is one line per row at its own width, or at $COLUMNS."""
+    done = piped("train", CONFIGS / "smoke" / "top.yaml", "--runs-dir", tmp_path, *FAST)
+    assert done.returncode == 0, done.stderr
+    (epoch,) = [line for line in done.stderr.splitlines() if line.startswith("epoch 1/1:")]
+    assert len(epoch) > 80 and epoch.rstrip().endswith(tuple("0123456789%"))  # all its scores, one line
+    (result,) = done.stdout.splitlines()
+    assert result.startswith("inference accuracy") and result.endswith(str(tmp_path / "top"))
+    for args in ((), ("--wide",)):
+        table = piped("compare", smoke_runs, *args).stdout.splitlines()
+        rows = [line for line in table if line.startswith("│")]
+        assert [row.split("│")[1].strip(" !") for row in rows] == ["full", "layerwise", "top"]  # none folded
+        assert ("data" in table[2]) is ("--wide" in args) and len({len(line) for line in table[1:]}) == 1
+    narrow = piped("compare", smoke_runs).stdout.splitlines()
+    assert len(narrow[1]) <= 100 and "inference acc" in narrow[2] and "best val" not in narrow[2]
+    assert max(map(len, piped("compare", smoke_runs, columns="80").stdout.splitlines())) <= 80

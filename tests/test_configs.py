@@ -54,7 +54,11 @@ def test_every_field_has_a_comment():
 
 @pytest.mark.parametrize(("data", "message"), [
     ({"train": {"epochs": 0}}, "train.epochs: got 0, expected an integer >= 1"),
-    ({"train": {"learning_rate": "fast"}}, "train.learning_rate: got 'fast', expected a number"),
+    ({"train": {"learning_rate": "fast"}}, "train.learning_rate: got 'fast', expected 'auto' or a number"),
+    ({"train": {"learning_rate": 5}}, "train.learning_rate: got 5.0, expected a number <= 1.0"),
+    ({"train": {"learning_rate": 0}}, "train.learning_rate: got 0.0, expected a number > 0.0"),
+    ({"train": {"class_weights": "inverse"}}, "train.class_weights: got 'inverse', expected one of 'none', 'balanced'"),
+    ({"data": {"text": 3}}, "data.text: got 3, expected a non-empty list of strings"),
     ({"method": {"mode": "dora"}}, "method.mode: got 'dora', expected one of 'full'"),
     ({"method": {"bottlenek": 8}}, "method.bottlenek: unknown key; allowed keys here: mode, bottleneck"),
     ({"data": {"dataset": "mnli"}}, "data.dataset: got 'mnli', expected one of 'imdb', 'snli', 'ag_news'"),

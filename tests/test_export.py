@@ -58,6 +58,9 @@ def test_peft_folder_loads_with_peft_model_on_the_base_and_gives_the_same_logits
     run = train_smoke(tmp_path / "runs", mode, *extra)
     result = ftcli("export", run, tmp_path / "out")
     assert result.exit_code == 0, result.output
+    assert "num_labels=2, id2label={0: 'neg', 1: 'pos'})" in result.stdout  # the snippet names the labels
+    manifest = json.loads((tmp_path / "out" / "ftcli_export.json").read_text())
+    assert manifest["base_model"] == "tiny-random-bert" and manifest["base_hub_id"] == "tiny-random-bert"
     files = {p.name for p in (tmp_path / "out").iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "ftcli_export.json"} <= files
     config = json.loads((tmp_path / "out" / "adapter_config.json").read_text())

@@ -86,6 +86,14 @@ def test_inputs_that_cannot_be_classified_are_refused_in_one_line(two_tasks, tmp
     assert result.stderr.strip() == f"ftcli: error: {message}" or message in result.stderr, result.stderr
 
 
+def test_a_run_folder_that_does_not_exist_is_named_as_such(tmp_path):
+    result = ftcli("predict", tmp_path / "runs" / "typo", "--text", "fine")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"ftcli: error: {tmp_path / 'runs' / 'typo'}: no such folder; give a run " \
+                                    f"folder `ftcli train` wrote (`ftcli compare {tmp_path / 'runs'}` lists the " \
+                                    "completed ones)"
+
+
 def test_a_folder_that_is_no_run_is_named_as_such(tmp_path):
     result = ftcli("predict", tmp_path, "--text", "fine")
     assert result.exit_code == 2

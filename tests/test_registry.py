@@ -30,7 +30,7 @@ from finetune_cli.models.backbones import load_backbone
 from finetune_cli.models.families import FAMILIES
 from finetune_cli.training.frozen_encoder import find_cut
 
-COMPLETE = MethodSpec("new", "a new method", ("head",), "dc+c", "transformers", "tab:cyan", "o")
+COMPLETE = MethodSpec("new", "a new method", ("head",), "dc+c", "transformers", "tab:cyan", "o", learning_rate=1e-3)
 
 
 def tiny(mode: str, bottleneck: int = 8):
@@ -54,7 +54,8 @@ def test_a_record_missing_a_field_is_refused(field):
 @pytest.mark.parametrize(("field", "value"), [("export", ""), ("export", "onnx"), ("trains", ()),
                                               ("trains", ("head", "everything")), ("section", "dora"),
                                               ("name", "new method"), ("summary", "two\nlines"),
-                                              ("formula", "a | b")])
+                                              ("formula", "a | b"), ("learning_rate", 0.0),
+                                              ("learning_rate", 1.0)])
 def test_a_record_with_a_wrong_field_is_refused(field, value):
     with pytest.raises(ValueError, match=f"method '.*': {field} is missing or invalid"):
         check_spec(dataclasses.replace(COMPLETE, **{field: value}))

@@ -20,6 +20,7 @@ from ..data.task import DATASETS
 from ..data.tokens import Encoded, encode
 from ..errors import ConfigError, FtcliError
 from ..methods.predicate import apply_method, count_params
+from ..methods.registry import METHODS
 from ..models.backbones import load_backbone, minilm_dir, quiet_transformers, source_of
 from ..models.tiny import TINY_NAMES
 from ..training.devices import distributed_accelerator, seed_everything
@@ -120,7 +121,7 @@ def build_reference(source: str, num_labels: int, seed: int, device: torch.devic
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=num_labels).to(device)
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=TrainConfig().learning_rate)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=METHODS["full"].learning_rate)
 
     def step(batch: Batch) -> float:
         y = batch["labels"]
@@ -138,7 +139,7 @@ def build_reference(source: str, num_labels: int, seed: int, device: torch.devic
 def build_product(model_name: str, mode: str, bottleneck: int, num_labels: int, seed: int,
                   device: torch.device) -> Contender:
     """A mode built as `ftcli train` builds it; its step is `training.loop.train_step`, the loop's own."""
-    cfg = TrainConfig()
+    cfg = TrainConfig(learning_rate=METHODS[mode].learning_rate)  # auto, as `ftcli train` resolves it
     seed_everything(seed)
     backbone = load_backbone(ModelConfig(name=model_name), num_labels)
     model = backbone.model

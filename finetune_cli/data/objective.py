@@ -28,6 +28,9 @@ class Objective:
     problem_type: str  # transformers' `config.problem_type` of the exported model
     select_metrics: tuple[str, ...]  # what train.select_metric may name; the first is `auto`'s
     compare_metrics: tuple[str, ...]  # what `ftcli compare --metric` may show (recorded on validation and test)
+    # one class per example: class balance applies (data/balance.py: select_metric auto, class
+    # weights, the collapse warning)
+    has_classes: bool = False
 
     @property
     def default_metric(self) -> str:
@@ -134,6 +137,8 @@ class SingleLabel(Objective):
     problem_type: str = "single_label_classification"
     select_metrics: tuple[str, ...] = ("accuracy", "macro_f1", "mcc", "f1", "loss")
     compare_metrics: tuple[str, ...] = ("accuracy", "macro_f1", "mcc", "f1")
+    has_classes: bool = True
+    class_weights: tuple[float, ...] | None = None  # train.class_weights: balanced, per label id; None: all 1
 
     def encode_label(self, value: Any, task: Any, at: str) -> int:
         return label_id(value, task, at)
@@ -147,7 +152,9 @@ class SingleLabel(Objective):
 
     def loss(self, logits: Any, labels: Any, reduction: str = "mean") -> Any:
         # float(): the same loss as the Hugging Face head computes (cross-entropy autocasts to fp32)
-        return torch_module().nn.functional.cross_entropy(logits.float(), labels, reduction=reduction)
+        torch = torch_module()
+        weight = None if self.class_weights is None else torch.tensor(self.class_weights, device=logits.device)
+        return torch.nn.functional.cross_entropy(logits.float(), labels, weight=weight, reduction=reduction)
 
     def predictions(self, logits: Any) -> list[int]:
         return logits.argmax(-1).tolist()  # [batch, num_labels] -> [batch]

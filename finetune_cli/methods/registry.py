@@ -43,6 +43,9 @@ class MethodSpec:
     section: str | None = None  # the config section of its own settings (method.<section>), or None
     ablatable: bool = False  # `ftcli ablate` can bypass its adapters layer by layer
     benched: bool = False  # one of `ftcli bench`'s default contenders
+    # `train.learning_rate: auto` for it: the rate the claim sweep picked (full, adapters), else its
+    # paper's or the value measured on the bundled samples (README "Learning rates"); 0 = unset (refused)
+    learning_rate: float = 0.0
 
 
 def check_spec(spec: MethodSpec) -> MethodSpec:
@@ -57,6 +60,7 @@ def check_spec(spec: MethodSpec) -> MethodSpec:
         ("marker", not spec.marker.strip()),
         ("surgery", spec.surgery is not None and not spec.surgery.isidentifier()),
         ("section", spec.section is not None and spec.section not in SECTIONS),
+        ("learning_rate", not 0 < spec.learning_rate < 1),
     ]
     for field_name, bad in problems:
         if bad:
@@ -77,30 +81,32 @@ HEAD = "(dc+c)"  # the classification head: a d x c weight and c biases
 
 METHODS: dict[str, MethodSpec] = make_registry(
     MethodSpec("full", "full fine-tuning: every weight trains", ("all",), "all",
-               "transformers", "black", "o", benched=True),
+               "transformers", "black", "o", benched=True, learning_rate=1e-4),
     MethodSpec("top", "one adapter on the last layer's output + head", ("adapters", "head"), f"2md+m+d + {HEAD}",
                "adapterhub", "tab:purple", "^", surgery="top_adapter", sized_by_bottleneck=True,
-               frozen_encoder_cache=True, benched=True),
+               frozen_encoder_cache=True, benched=True, learning_rate=3e-3),
     MethodSpec("layerwise", "two Houlsby adapters per layer + all LayerNorms + head",
                ("adapters", "layernorms", "head"), f"2L(2md+m+d) + (2L+1)·2d + {HEAD}",
                "adapterhub", "tab:orange", "s", surgery="layerwise_adapters", sized_by_bottleneck=True,
-               ablatable=True, benched=True),
+               ablatable=True, benched=True, learning_rate=1e-3),
     MethodSpec("pfeiffer", "one adapter per layer after the feed-forward block (Pfeiffer, AdapterHub seq_bn) + head",
                ("adapters", "head"), f"L(2md+m+d) + {HEAD}",
-               "adapterhub", "tab:brown", "D", surgery="pfeiffer_adapters", sized_by_bottleneck=True),
+               "adapterhub", "tab:brown", "D", surgery="pfeiffer_adapters", sized_by_bottleneck=True,
+               learning_rate=1e-3),
     MethodSpec("lora", "LoRA (or DoRA: method.lora.use_dora) on method.lora.target_modules (PEFT) + head",
                ("peft", "lora_layernorms", "head"), f"L·2·r(d+d) + {HEAD}; use_dora adds L·2d",
-               "peft", "tab:red", "v", surgery="peft", section="lora"),
+               "peft", "tab:red", "v", surgery="peft", section="lora", learning_rate=5e-4),
     MethodSpec("ia3", "(IA)3 scaling vectors (PEFT) + head", ("peft", "head"),
-               f"L(3d+f) + {HEAD}, f = feed-forward size", "peft", "tab:pink", "P", surgery="peft", section="ia3"),
+               f"L(3d+f) + {HEAD}, f = feed-forward size", "peft", "tab:pink", "P", surgery="peft", section="ia3",
+               learning_rate=3e-3),
     MethodSpec("bitfit", "every bias of the backbone + head (BitFit)", ("biases", "head"), f"L(7d+f) + 2d + {HEAD}",
-               "transformers", "tab:olive", "X"),
+               "transformers", "tab:olive", "X", learning_rate=1e-3),
     MethodSpec("top_layers", "top k encoder layers + head (variable fine-tuning)", ("top_layers", "head"),
-               f"k·(one layer's parameters) + {HEAD}", "transformers", "tab:blue", "<"),
+               f"k·(one layer's parameters) + {HEAD}", "transformers", "tab:blue", "<", learning_rate=1e-4),
     MethodSpec("layernorm", "LayerNorms + head only", ("layernorms", "head"), f"(2L+1)·2d + {HEAD}",
-               "transformers", "tab:green", ">"),
+               "transformers", "tab:green", ">", learning_rate=1e-3),
     MethodSpec("head", "classification head only (linear probe)", ("head",), "dc+c",
-               "transformers", "tab:gray", "*", frozen_encoder_cache=True, benched=True),
+               "transformers", "tab:gray", "*", frozen_encoder_cache=True, benched=True, learning_rate=1e-1),
 )
 METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
 

@@ -68,6 +68,9 @@ def read_trained(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 def check_completed(run_dir: Path, force: bool = False) -> str:
     """The run's recorded status; anything but `completed` is refused unless `force` (an interrupted
     or failed run's weights are those of an unfinished run, which nothing downstream would show)."""
+    if not Path(run_dir).exists():
+        raise ArtifactError(f"{run_dir}: no such folder; give a run folder `ftcli train` wrote (`ftcli compare "
+                            f"{Path(run_dir).parent}` lists the completed ones)")
     if not (Path(run_dir) / SUMMARY_FILE).is_file():
         raise ArtifactError(f"{run_dir}: not a run folder (no {SUMMARY_FILE}); give a folder `ftcli train` wrote")
     status = read_summary(Path(run_dir)).get("status") or "unknown"

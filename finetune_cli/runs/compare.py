@@ -44,12 +44,14 @@ def metric_of(metric: str):
     return headline if metric == "auto" else (lambda run: metric)
 
 
-def normalized(config: dict, task_type: str = "single_label", model_type: str | None = None) -> dict:
+def normalized(config: dict, task_type: str = "single_label", model_type: str | None = None,
+               recorded: dict[str, Any] | None = None) -> dict:
     """A recorded config with today's defaults filled in (runs recorded before a key was added), and
-    each `auto` as what it resolves to: `train.select_metric` for the run's task type, the lora/ia3
-    targets for its model family (`model_type`: recorded since schema 4; before, the offline
-    backbones were BERTs), so that a run recorded with the explicit value (before `auto` existed)
-    and one recorded as `auto` are the same setting."""
+    each `auto` as what it resolves to: `train.select_metric` and `train.learning_rate` as the run
+    recorded them (`recorded`: {"select_metric": ..., "learning_rate": ...} from its summary), else
+    for the run's task type and method, the lora/ia3 targets for its model family (`model_type`:
+    recorded since schema 4; before, the offline backbones were BERTs), so that a run recorded with
+    the explicit value (before `auto` existed) and one recorded as `auto` are the same setting."""
     pre_v4 = isinstance(config.get("model"), dict) and "layout" not in config["model"]  # recorded before `auto`
     try:
         config = config_to_dict(config_from_dict(config))
@@ -62,14 +64,28 @@ def normalized(config: dict, task_type: str = "single_label", model_type: str | 
     for section in SECTIONS:  # one method's own settings do not make two runs of another method differ
         if METHODS[method["mode"]].section != section:
             del method[section]
-    train = config["train"]
-    if train["select_metric"] == "auto" and task_type in OBJECTIVES:
-        config["train"] = {**train, "select_metric": OBJECTIVES[task_type].default_metric}
+    config["train"] = resolved_train(config["train"], method["mode"], task_type, recorded or {})
     family = family_or_none(model_type or recorded_model_type(config["model"]["name"]), config["model"]["layout"])
     for (section, key), value in family.auto_targets().items() if family else ():
         if section in method and method[section][key] == "auto":
             method[section][key] = value
     return config
+
+
+def resolved_train(train: dict, mode: str, task_type: str, recorded: dict[str, Any]) -> dict:
+    """The train section with `select_metric` and `learning_rate` autos resolved (see normalized)."""
+    train = dict(train)
+    if train["select_metric"] == "auto" and (recorded.get("select_metric") or task_type in OBJECTIVES):
+        train["select_metric"] = recorded.get("select_metric") or OBJECTIVES[task_type].default_metric
+    if train["learning_rate"] == "auto":
+        train["learning_rate"] = recorded.get("learning_rate") or METHODS[mode].learning_rate
+    return train
+
+
+def run_config(run: Run) -> dict:
+    """A run's config, normalized with what its summary recorded."""
+    recorded = {"select_metric": run.outcome.select_metric, "learning_rate": run.description.learning_rate}
+    return normalized(run.config, run.description.task_type, run.description.model_type, recorded)
 
 
 def recorded_model_type(model_name: str) -> str | None:
@@ -79,8 +95,7 @@ def recorded_model_type(model_name: str) -> str | None:
 
 def group_key(run: Run, also_ignore: tuple[str, ...] = ()) -> str:
     """Runs that differ only by seed (and name, and the dotted keys `also_ignore`) share a key."""
-    config = {k: v for k, v in normalized(run.config, run.description.task_type, run.description.model_type).items()
-              if k not in ("seed", "name")}
+    config = {k: v for k, v in run_config(run).items() if k not in ("seed", "name")}
     for key in also_ignore:
         *sections, last = key.split(".")
         node = config
@@ -93,7 +108,7 @@ def group_key(run: Run, also_ignore: tuple[str, ...] = ()) -> str:
 
 def config_value(run: Run, key: str) -> Any:
     """The value of a dotted key in a run's (normalized) config; None where it is absent."""
-    node: Any = normalized(run.config, run.description.task_type, run.description.model_type)
+    node: Any = run_config(run)
     for part in key.split("."):
         node = node.get(part) if isinstance(node, dict) else None
     return node
@@ -192,6 +207,7 @@ def compare_rows(runs: list[Run], metric: str = "auto") -> list[dict[str, Any]]:
             "trainable_pct": s.trainable_pct, "backbone_pct": 100 * s.trainable_params / s.backbone_params,
             "epochs": s.epochs, "data_source": s.data_source,
             "data_sizes": s.data_sizes, "data_key": _data_key(members[0]),
+            "warnings": [f"{m.path.name}: {w}" for m in members for w in m.outcome.warnings or []],
         }
         for field in [*score_fields(members), *COSTS]:
             row[field], row[field + "_sem"] = mean_sem([m.outcome.value(field) for m in members])
@@ -285,5 +301,5 @@ def group_name(members: list[Run]) -> str:
 
 
 def _data_key(run: Run) -> str:
-    config = normalized(run.config, run.description.task_type, run.description.model_type)
+    config = run_config(run)
     return json.dumps([config.get("data"), config.get("model")], sort_keys=True)

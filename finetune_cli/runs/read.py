@@ -52,7 +52,8 @@ SUMMARY_FIELDS = {  # what comparing and plotting read from a completed run's su
 OPTIONAL_FIELDS = {"bottleneck": INTEGER, "best_val_loss": NUMBER,
                    "train_seconds": NUMBER, "train_examples_per_s": NUMBER, "peak_memory_mb": NUMBER,
                    # runs recorded before ftcli measured them lack these
-                   "select_metric": TEXT, "label_names": TEXTS, "test_confusion_matrix": MATRIX, "task_type": TEXT}
+                   "select_metric": TEXT, "label_names": TEXTS, "test_confusion_matrix": MATRIX, "task_type": TEXT,
+                   "learning_rate": NUMBER, "warnings": TEXTS}
 SCORE_PREFIXES = ("best_val_", "inference_")  # the scores: `<prefix><metric>`, a number or null
 
 

@@ -9,7 +9,8 @@ Scores are written flat, `val_<metric>` in an evaluation record and `best_val_<m
 Version 1 is what ftcli wrote before records had a version (no `schema_version` key): the same keys,
 some of them absent in older folders (read back as None); version 2 added the key; version 3 the
 task types (`task_type`, their metrics, `best_val_accuracy` and `inference_accuracy` no longer
-always present); version 4 the encoder family (`model_type`, `layout`, `targets`). A folder written by a newer ftcli
+always present); version 4 the encoder family (`model_type`, `layout`, `targets`); version 5 the
+resolved `learning_rate` and `warnings` (e.g. a collapsed model). A folder written by a newer ftcli
 (a higher version) is refused with one line instead of being half-understood.
 """
 
@@ -21,7 +22,8 @@ from typing import Any
 
 from ..errors import FtcliError
 
-SCHEMA_VERSION = 4  # 2: `schema_version` in every record; 3: task types and their metrics; 4: model family
+SCHEMA_VERSION = 5  # 2: `schema_version` in every record; 3: task types and their metrics; 4: model family;
+# 5: the resolved learning rate and the kept model's warnings
 UNVERSIONED = 1  # records written before they carried a version
 
 
@@ -126,6 +128,7 @@ class RunDescription:
     model_type: str | None = None  # the backbone's config.model_type (None: recorded before version 4)
     layout: str | None = None  # its architecture-table entry (models/families.py); None: none, or before version 4
     targets: list[str] | None = None  # lora / ia3: target modules as resolved (method.<mode>.target_modules: auto)
+    learning_rate: float | None = None  # train.learning_rate as resolved (auto: the method's); None: before version 5
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,7 @@ class RunOutcome:
     trained_file_bytes: int | None
     pad_ratio: float | None
     cached_features: str | None
+    warnings: list[str] | None = None  # what looks wrong with the kept model (a collapse); None: none, or before v5
 
     def value(self, key: str) -> Any:
         """An outcome field by its summary.json name (compare's columns): `best_val_<metric>` and

@@ -33,7 +33,7 @@ def metric_columns(metric: str | None) -> list[tuple[str, Any]]:
         ("metric", lambda r: SHORT[r["metric"]]), ("best val", lambda r: _pm(r, f"best_val_{r['metric']}", 4)),
         ("inference", lambda r: _pm(r, f"inference_{r['metric']}", 4))]
     return [
-        ("name", lambda r: r["name"] + (f" (n={r['n']})" if r["n"] > 1 else "")),
+        ("name", lambda r: r["name"] + (f" (n={r['n']})" if r["n"] > 1 else "") + (" !" if r.get("warnings") else "")),
         ("dataset", lambda r: r["dataset"]),
         ("mode", lambda r: r["mode"]),
         ("m", lambda r: "-" if r["bottleneck"] is None else str(r["bottleneck"])),
@@ -64,10 +64,21 @@ def _value_text(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def columns(rows: list[dict], metric: str = "auto") -> list[tuple[str, Any]]:
-    """The table's columns: with --best-of, the chosen setting follows the mode."""
+# Left out of the terminal table unless --wide (markdown, CSV and JSON have them all): what the
+# narrow table keeps answers "how close, at what cost" in about 100 columns
+WIDE_ONLY = ("best val loss", "epochs", "train ex/s", "data")
+NARROW_HEADERS = {"trained params (% of backbone)": "trained params (%)", "vs full (pts)": "vs full"}
+
+
+def columns(rows: list[dict], metric: str = "auto", wide: bool = True) -> list[tuple[str, Any]]:
+    """The table's columns: with --best-of, the chosen setting follows the mode. Narrow (not `wide`):
+    without WIDE_ONLY, the validation scores, and the data set when every row has the same one."""
     metric = one_metric(rows, metric)
     shown = metric_columns(metric)
+    if not wide:
+        one_dataset = len({r["dataset"] for r in rows}) == 1
+        shown = [(NARROW_HEADERS.get(h, h), f) for h, f in shown if h not in WIDE_ONLY
+                 and not h.startswith("best val") and not (h == "dataset" and one_dataset)]
     if not any("best_of" in r for r in rows):
         return shown
     at = [h for h, _ in shown].index("m") + 1
@@ -92,7 +103,8 @@ def render_text(rows: list[dict], fmt: str, metric: str = "auto") -> str:
     headers = [h for h, _ in shown]
     if fmt == "csv":  # flat columns only; --best-of's chosen values as `best_of.<dotted key>`
         flat = [{**{k: v for k, v in r.items() if k not in ("runs", "seeds", "data_sizes", "candidates", "best_of")},
-                 **{f"best_of.{k}": v for k, v in (r.get("best_of") or {}).items()}} for r in rows]
+                 **{f"best_of.{k}": v for k, v in (r.get("best_of") or {}).items()},
+                 "warnings": " | ".join(r["warnings"])} for r in rows]
         out = io.StringIO()
         fields = list(dict.fromkeys(k for r in flat for k in r))  # rows of other task types have other scores
         writer = csv.DictWriter(out, fieldnames=fields, restval="", lineterminator="\n")
@@ -104,10 +116,10 @@ def render_text(rows: list[dict], fmt: str, metric: str = "auto") -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_table(rows: list[dict], title: str, metric: str = "auto") -> Table:
-    """A rich Table of the compare rows (for the terminal)."""
+def render_table(rows: list[dict], title: str, metric: str = "auto", wide: bool = True) -> Table:
+    """A rich Table of the compare rows (for the terminal); a row with warnings is marked `!`."""
     table = Table(title=title)
-    shown = columns(rows, metric)
+    shown = columns(rows, metric, wide)
     for header, _ in shown:
         table.add_column(header, justify="left" if header in ("name", "dataset", "mode", "data") else "right",
                          overflow="fold")

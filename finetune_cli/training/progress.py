@@ -12,7 +12,7 @@ class TrainProgress:
     """Shows steps done / total, loss (moving average) and ETA; prints one line per epoch."""
 
     def __init__(self, epochs: int, steps_per_epoch: int, console: Console | None, enabled: bool, done: int = 0):
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, soft_wrap=True)
         self.enabled = enabled
         self.step = done
         self.loss: float | None = None

@@ -37,7 +37,7 @@ from ..methods.adapters import Adapter, NormWithAdapter, encoder_layers, layout_
 from ..methods.peft_methods import peft_config
 from ..methods.predicate import modules_to_save, trained_state_dict
 from ..methods.registry import METHODS
-from ..models.backbones import MINILM, MINILM_HUB_ID, load_backbone, name_labels
+from ..models.backbones import MINILM, MINILM_HUB_ID, load_backbone, name_labels, source_of
 from ..models.families import Family
 from ..runs.artifacts import ArtifactError, LoadedRun, check_completed, load_run_model
 from ..runs.folder import check_writable, write_json
@@ -65,10 +65,11 @@ class Export:
     kind: str  # the format: "transformers", "peft" or "adapterhub" (the method's registry export)
     run: str  # the run folder exported
     mode: str
-    base_model: str  # what to load the exported folder on (PEFT) or what it came from
+    base_model: str  # what to load the export on (PEFT: a local folder where ftcli has one) or what it came from
     label_names: list[str]  # id2label, in order
     load_with: str  # the Python line that loads it
     status: str = "completed"  # the run's status when exported (anything else only with --force)
+    base_hub_id: str | None = None  # the backbone's Hugging Face Hub id (load it there on another machine)
 
 
 def export_run(run_dir: Path, out: Path, force: bool = False) -> Export:
@@ -125,7 +126,9 @@ def save_peft(run: LoadedRun, out: Path, shown: Path) -> Export:
     """A PeftModel of a fresh backbone receives the trained tensors, then saves itself."""
     import peft  # here, not at the top: ~2 s to import, needed by the lora and ia3 exports only
 
-    base = hub_name(run.cfg.model.name)
+    # the folder the backbone was loaded from (the bundled MiniLM, `make models`' MPNet): it loads
+    # offline, where the Hub id does not; anything else is its own id or folder
+    base = source_of(run.cfg.model.name)
     fresh = load_backbone(run.cfg.model, len(run.label_names)).model
     name_labels(fresh, run.label_names)
     saved_modules = modules_to_save(run.model, run.cfg.method, run.cfg.model.layout)
@@ -138,9 +141,11 @@ def save_peft(run: LoadedRun, out: Path, shown: Path) -> Export:
     wrapped.save_pretrained(out)
     run.tokenizer.save_pretrained(out)
     n = len(run.label_names)
+    id2label = dict(enumerate(run.label_names))
     return Export("peft", str(run.path), run.cfg.method.mode, base, run.label_names,
                   f"PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained({base!r}, "
-                  f"num_labels={n}{problem_arg(run)}), {str(shown)!r})")
+                  f"num_labels={n}, id2label={id2label!r}{problem_arg(run)}), {str(shown)!r})",
+                  base_hub_id=hub_name(run.cfg.model.name))
 
 
 def peft_name(name: str, saved_modules: list[str], names: dict) -> str:

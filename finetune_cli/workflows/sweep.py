@@ -280,7 +280,7 @@ def _ray_cell(run: SweepRun, sweep_path: Path, root: Path) -> str:
     """A Ray task: a worker has no terminal, so progress goes to the worker's log (stderr)."""
     from rich.console import Console
 
-    return run_cell(run, sweep_path, root, Console(stderr=True))
+    return run_cell(run, sweep_path, root, Console(stderr=True, soft_wrap=True))
 
 
 def _clock(seconds: float) -> str:

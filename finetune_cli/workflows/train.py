@@ -16,6 +16,7 @@ import torch
 
 from ..config import RunConfig, config_to_dict, default_run_name
 from ..config_yaml import read_yaml
+from ..data.balance import collapse_warning
 from ..errors import ConfigError, FtcliError
 from ..methods.registry import METHODS
 from ..runs.artifacts import load_run_model
@@ -93,7 +94,7 @@ def describe(exp: Experiment) -> RunDescription:
         data_sizes=exp.data.sizes(), label_names=list(exp.spec.label_names), data_notes=list(exp.data.notes),
         data_cache={"checked": exp.data.cache, "tokenized": cache_state(e.cache for e in exp.encoded.values())},
         versions=library_versions(), task_type=exp.objective.name, model_type=exp.backbone.model_type,
-        layout=exp.backbone.layout, targets=exp.targets,
+        layout=exp.backbone.layout, targets=exp.targets, learning_rate=exp.cfg.train.learning_rate,
     )
 
 
@@ -185,11 +186,24 @@ def train_and_test(exp: Experiment, folder: RunFolder, summary: RunSummary, cons
         train_examples_per_s=out.train_examples_per_s, wall_seconds=time.time() - started,
         peak_memory_mb=peak_memory, peak_memory_method=peak_memory_method, device=out.device,
         num_processes=out.num_processes, trained_file_bytes=size, pad_ratio=out.pad_ratio,
-        cached_features=out.cached_features,
+        cached_features=out.cached_features, warnings=kept_model_warnings(exp, out.best),
     )
     summary = dataclasses.replace(summary, status="completed", outcome=outcome)
     folder.write_summary(summary.to_json())
     return summary
+
+
+def kept_model_warnings(exp: Experiment, best: EpochRecord) -> list[str] | None:
+    """What looks wrong with the kept model on validation (logged too), or None: a task with classes
+    whose model predicts one class, or misses the rare ones (data/balance.py)."""
+    if not exp.objective.has_classes:
+        return None
+    found = collapse_warning(best.val_confusion_matrix, best.val_scores.get("accuracy"),
+                             best.val_scores.get("macro_f1"), exp.spec.label_names)
+    if found is None:
+        return None
+    log.warning("%s", found)
+    return [found]
 
 
 def record_end(folder: RunFolder, summary: RunSummary) -> None:
