@@ -218,10 +218,7 @@ def compare(
         from .runs import plots
 
         plot.mkdir(parents=True, exist_ok=True)
-        figures = (plots.plot_accuracy_vs_params(rows, plot, metric.value)
-                   + plots.plot_accuracy_vs_train_size(rows, plot, metric.value)
-                   + plots.plot_learning_curves(runs, plot, metric.value) + plots.plot_confusion_matrices(runs, plot))
-        for path in figures:
+        for path in plots.plot_all(rows, runs, plot, metric.value):
             err.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
 
 
