@@ -155,6 +155,7 @@ class RunOutcome:
     trained_file_bytes: int | None
     pad_ratio: float | None
     cached_features: str | None
+    warnings: list[str] | None = None  # what looks wrong with the kept model (a collapse); None: none, or before v5
 
     def value(self, key: str) -> Any:
         """An outcome field by its summary.json name (compare's columns): `best_val_<metric>` and
