@@ -230,17 +230,12 @@ def ablate(
     split: Annotated[str, typer.Option(help="validation or test.")] = "validation",
 ) -> None:
     """Bypass the adapters of each span of layers \\[i..j]; table + heatmap of the accuracy drop."""
-    from .workflows.ablate import ablate_run
+    from .workflows.ablate import ablate_run, result_line
 
     if split not in ("validation", "test"):
         raise FtcliError(f"--split: got {split!r}, expected validation or test")
     target = out_dir or run_dir / "ablation"
-    result = ablate_run(run_dir, target, split)
-    drops = [c for c in result["cells"] if c["relative_drop_pct"] is not None]
-    worst = max(drops, key=lambda c: c["relative_drop_pct"]) if drops else None
-    largest = (f"largest drop {worst['relative_drop_pct']:.1f}% with layers {worst['first']}..{worst['last']} "
-               "bypassed" if worst else "no relative drop to measure")
-    out.print(f"intact {split} accuracy {result['intact_accuracy']:.4f}; {largest}; wrote {target}", soft_wrap=True)
+    out.print(result_line(ablate_run(run_dir, target, split), target), soft_wrap=True)
 
 
 @app.command(epilog="Examples:\n\n  ftcli predict runs/imdb_top --text \"A gripping, beautifully shot film.\"\n\n"
@@ -262,10 +257,7 @@ def predict(
     for p in found.rows:
         sys.stdout.write(json.dumps(p, allow_nan=False) + "\n")
     sys.stdout.flush()
-    per_task = ", ".join(f"{name} {size / 1e6:.2f} MB" for name, size in found.run_bytes.items())
-    err.print(f"on disk per task: {per_task}; a full model copy: {found.full_model_bytes / 1e6:.2f} MB; "
-              f"frozen tensors shared in memory: {found.shared_bytes_saved / 1e6:.2f} MB", highlight=False,
-              soft_wrap=True)
+    err.print(found.sizes_line(), highlight=False, soft_wrap=True)
 
 
 @app.command(epilog="Examples:\n\n  ftcli export runs/ag_news_full hf/ag_news_full   # AutoModel...from_pretrained\n\n"
