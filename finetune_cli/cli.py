@@ -200,7 +200,7 @@ def compare(
         = Metric.auto,
 ) -> None:
     """One row per run; runs differing only by seed are grouped (mean ± SEM, n)."""
-    from .runs.compare import compare_runs, parse_best_of
+    from .runs.compare import compare_runs, no_runs_found, parse_best_of
     from .runs.render import render_table, render_text
 
     found = compare_runs(runs_dir, dataset, mode, sort, parse_best_of(best_of), metric.value)
@@ -213,13 +213,30 @@ def compare(
     for path, reason in skipped:
         err.print(f"ftcli: skipped {path}: {reason}", markup=False, highlight=False, soft_wrap=True)
     if not runs:
-        raise FtcliError(f"{runs_dir}: no completed runs found" + (" (after filters)" if dataset or mode else ""))
+        raise no_runs_found(runs_dir, bool(dataset or mode))
     if plot is not None:
         from .runs import plots
 
         plot.mkdir(parents=True, exist_ok=True)
         for path in plots.plot_all(rows, runs, plot, metric.value):
             err.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command(epilog="Examples:\n\n  ftcli report runs/   # writes report.html\n\n"
+                    "  ftcli report runs/claim --out claim.html --metric macro_f1 --mode full --mode lora")
+@one_line_errors
+def report(
+    runs_dir: Annotated[Path, typer.Argument(help="Folder of run folders (searched recursively).")] = Path("runs"),
+    out_file: Annotated[Path, typer.Option("--out", help="The HTML file to write.")] = Path("report.html"),
+    dataset: Annotated[Optional[list[str]], typer.Option(help="Only these data sets (repeatable).")] = None,
+    mode: Annotated[Optional[list[str]], typer.Option(help=f"Only these modes (repeatable): {METHOD_LIST}.")] = None,
+    metric: Annotated[Metric, typer.Option(help="What the table and figures show (as compare's).")] = Metric.auto,
+) -> None:
+    """One HTML file, no network needed: compare's table and figures, config differences, warnings."""
+    from .workflows.report import write_report
+
+    done = write_report(runs_dir, out_file, dataset, mode, metric.value)
+    out.print(done.line(), markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command(epilog="Examples:\n\n  ftcli ablate runs/ag_news_layerwise   # writes runs/ag_news_layerwise/ablation/")
