@@ -215,7 +215,7 @@ def compare(
         = False,
 ) -> None:
     """One row per run; runs differing only by seed are grouped (mean ± SEM, n); `!` marks a warning."""
-    from .runs.compare import compare_runs, parse_best_of
+    from .runs.compare import compare_runs, no_runs_found, parse_best_of
     from .runs.render import render_table, render_text
 
     found = compare_runs(runs_dir, dataset, mode, sort, parse_best_of(best_of), metric.value)
@@ -229,16 +229,30 @@ def compare(
     for path, reason in skipped:
         err.print(f"ftcli: skipped {path}: {reason}", markup=False, highlight=False, soft_wrap=True)
     if not runs:
-        raise FtcliError(f"{runs_dir}: no completed runs found" + (" (after filters)" if dataset or mode else ""))
+        raise no_runs_found(runs_dir, bool(dataset or mode))
     if plot is not None:
         from .runs import plots
 
         plot.mkdir(parents=True, exist_ok=True)
-        figures = (plots.plot_accuracy_vs_params(rows, plot, metric.value)
-                   + plots.plot_accuracy_vs_train_size(rows, plot, metric.value)
-                   + plots.plot_learning_curves(runs, plot, metric.value) + plots.plot_confusion_matrices(runs, plot))
-        for path in figures:
+        for path in plots.plot_all(rows, runs, plot, metric.value):
             err.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command(epilog="Examples:\n\n  ftcli report runs/   # writes report.html\n\n"
+                    "  ftcli report runs/claim --out claim.html --metric macro_f1 --mode full --mode lora")
+@one_line_errors
+def report(
+    runs_dir: Annotated[Path, typer.Argument(help="Folder of run folders (searched recursively).")] = Path("runs"),
+    out_file: Annotated[Path, typer.Option("--out", help="The HTML file to write.")] = Path("report.html"),
+    dataset: Annotated[Optional[list[str]], typer.Option(help="Only these data sets (repeatable).")] = None,
+    mode: Annotated[Optional[list[str]], typer.Option(help=f"Only these modes (repeatable): {METHOD_LIST}.")] = None,
+    metric: Annotated[Metric, typer.Option(help="What the table and figures show (as compare's).")] = Metric.auto,
+) -> None:
+    """One HTML file, no network needed: compare's table and figures, config differences, warnings."""
+    from .workflows.report import write_report
+
+    done = write_report(runs_dir, out_file, dataset, mode, metric.value)
+    out.print(done.line(), markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command(epilog="Examples:\n\n  ftcli ablate runs/ag_news_layerwise   # writes runs/ag_news_layerwise/ablation/")
@@ -249,17 +263,12 @@ def ablate(
     split: Annotated[str, typer.Option(help="validation or test.")] = "validation",
 ) -> None:
     """Bypass the adapters of each span of layers \\[i..j]; table + heatmap of the accuracy drop."""
-    from .workflows.ablate import ablate_run
+    from .workflows.ablate import ablate_run, result_line
 
     if split not in ("validation", "test"):
         raise FtcliError(f"--split: got {split!r}, expected validation or test")
     target = out_dir or run_dir / "ablation"
-    result = ablate_run(run_dir, target, split)
-    drops = [c for c in result["cells"] if c["relative_drop_pct"] is not None]
-    worst = max(drops, key=lambda c: c["relative_drop_pct"]) if drops else None
-    largest = (f"largest drop {worst['relative_drop_pct']:.1f}% with layers {worst['first']}..{worst['last']} "
-               "bypassed" if worst else "no relative drop to measure")
-    out.print(f"intact {split} accuracy {result['intact_accuracy']:.4f}; {largest}; wrote {target}", soft_wrap=True)
+    out.print(result_line(ablate_run(run_dir, target, split), target), soft_wrap=True)
 
 
 @app.command(epilog="Examples:\n\n  ftcli predict runs/imdb_top --text \"A gripping, beautifully shot film.\"\n\n"
@@ -281,10 +290,7 @@ def predict(
     for p in found.rows:
         sys.stdout.write(json.dumps(p, allow_nan=False) + "\n")
     sys.stdout.flush()
-    per_task = ", ".join(f"{name} {size / 1e6:.2f} MB" for name, size in found.run_bytes.items())
-    err.print(f"on disk per task: {per_task}; a full model copy: {found.full_model_bytes / 1e6:.2f} MB; "
-              f"frozen tensors shared in memory: {found.shared_bytes_saved / 1e6:.2f} MB", highlight=False,
-              soft_wrap=True)
+    err.print(found.sizes_line(), highlight=False, soft_wrap=True)
 
 
 @app.command(epilog="Examples:\n\n  ftcli export runs/ag_news_full hf/ag_news_full   # AutoModel...from_pretrained\n\n"

@@ -140,7 +140,7 @@ def _env():
 
 def test_version_and_help():
     assert ftcli("--version").stdout.strip() == f"ftcli {__version__}"
-    for command in ("train", "compare"):
+    for command in ("train", "compare", "report"):
         result = ftcli(command, "--help")
         assert result.exit_code == 0 and "Examples" in result.stdout
     top = ftcli("--help").stdout

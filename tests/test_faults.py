@@ -158,7 +158,7 @@ def test_reload_refuses_another_backbone_and_non_safetensors(tmp_path):
     summary = json.loads((folder.path / "summary.json").read_text())
     assert recorded.to_json() == summary == RunSummary.from_json(summary).to_json()  # typed, same JSON
     assert list(summary)[:4] == ["schema_version", "name", "status", "dataset"]
-    assert list(summary)[-1] == "cached_features"
+    assert list(summary)[-1] == "warnings"
     import finetune_cli.models.tiny as models
 
     original = models.TINY_SEED

@@ -263,6 +263,11 @@ def compare_runs(runs_dir: Path, datasets: list[str] | None = None, modes: list[
     return Comparison(rows, runs, skipped)
 
 
+def no_runs_found(runs_dir: Path, filtered: bool) -> FtcliError:
+    """What `ftcli compare` and `ftcli report` say when nothing is left to show."""
+    return FtcliError(f"{runs_dir}: no completed runs found" + (" (after filters)" if filtered else ""))
+
+
 def split_by_metric(runs: list[Run], metric: str) -> tuple[list[Run], list[tuple[Path, str]]]:
     """The runs that recorded `metric` on the test split, and the others with the reason: a run from
     before macro-F1 was measured is left out rather than shown as a hole or mixed into means (every

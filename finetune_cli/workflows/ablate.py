@@ -50,6 +50,15 @@ def ablate_run(run_dir: Path, out_dir: Path, split: str = "validation") -> dict:
     return result
 
 
+def result_line(result: dict, out_dir: Path) -> str:
+    """`intact validation accuracy 0.8900; largest drop 12.3% with layers 0..2 bypassed; wrote DIR`."""
+    drops = [c for c in result["cells"] if c["relative_drop_pct"] is not None]
+    worst = max(drops, key=lambda c: c["relative_drop_pct"]) if drops else None
+    largest = (f"largest drop {worst['relative_drop_pct']:.1f}% with layers {worst['first']}..{worst['last']} "
+               "bypassed" if worst else "no relative drop to measure")
+    return f"intact {result['split']} accuracy {result['intact_accuracy']:.4f}; {largest}; wrote {out_dir}"
+
+
 def relative_drop(intact: float, accuracy: float) -> float | None:
     """Accuracy lost, in % of the intact accuracy; None when the intact model gets nothing right."""
     return 100 * (intact - accuracy) / intact if intact else None

@@ -64,6 +64,12 @@ class Predictions:
     full_model_bytes: int  # one full copy of the model
     shared_bytes_saved: int  # frozen tensors held once in memory instead of once per run
 
+    def sizes_line(self) -> str:
+        """`on disk per task: ag 0.01 MB; a full model copy: 90.87 MB; frozen tensors shared ...`."""
+        per_task = ", ".join(f"{name} {size / 1e6:.2f} MB" for name, size in self.run_bytes.items())
+        return (f"on disk per task: {per_task}; a full model copy: {self.full_model_bytes / 1e6:.2f} MB; "
+                f"frozen tensors shared in memory: {self.shared_bytes_saved / 1e6:.2f} MB")
+
 
 def predict_runs(run_dirs: list[Path], rows: list[dict], force: bool = False) -> Predictions:
     """Load every run into one process (frozen backbone tensors shared) and predict.
