@@ -147,6 +147,7 @@ def test_bench_ablate_and_cli_help_read_the_registry():
 def readme_modes() -> dict[str, str]:
     """The README's "Modes" table: mode -> trainable-parameter formula, in the table's order."""
     section = (ROOT / "README.md").read_text().split("## Modes (`method.mode`)", 1)[1].split("\n## ", 1)[0]
+    section = section.split("\n### ", 1)[0]  # the modes table, not the learning rates after it
     rows = re.findall(r"^\| `(\w+)` \|.*\| ([^|]+) \|$", section, re.M)
     return {name: formula.strip() for name, formula in rows}
 
@@ -154,3 +155,9 @@ def readme_modes() -> dict[str, str]:
 def test_the_readme_table_is_the_registry():
     assert readme_modes() == {name: spec.formula for name, spec in METHODS.items()}
     assert list(readme_modes()) == list(METHOD_NAMES)
+
+
+def test_the_readme_learning_rate_table_is_the_registry():
+    section = (ROOT / "README.md").read_text().split("### Learning rates (`train.learning_rate: auto`)", 1)[1]
+    rows = re.findall(r"^\| `(\w+)` \| ([0-9.e-]+) \|", section.split("\n## ", 1)[0], re.M)
+    assert {name: float(rate) for name, rate in rows} == {n: s.learning_rate for n, s in METHODS.items()}
