@@ -4,6 +4,7 @@ weights, the collapse warning (log, summary.json, compare), and `train.learning_
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -45,6 +46,8 @@ def test_the_weighted_loss_is_the_weighted_mean_cross_entropy():
     w = torch.tensor(weights)[labels]
     got = SingleLabel(class_weights=weights).loss(logits, labels)
     assert got.item() == pytest.approx(((w * per_example).sum() / w.sum()).item())
+    summed = SingleLabel(class_weights=weights).loss(logits, labels, reduction="sum")  # an evaluation's
+    assert summed.item() == pytest.approx(per_example.sum().item())  # plain cross-entropy
     assert SingleLabel().loss(logits, labels).item() == pytest.approx(per_example.mean().item())
 
 
@@ -64,6 +67,8 @@ def test_rare_classes_missed_is_a_collapse_and_a_good_model_is_not():
     assert collapse_warning([[0, 2], [0, 158]], 0.9875, 0.5, NAMES) is not None  # gap, though 99% are "other"
     assert collapse_warning([[0, 1], [0, 159]], 0.99375, 0.9, NAMES) is None  # 99% true share, small gap
     assert collapse_warning(None, None, None, NAMES) is None and collapse_warning([[0, 0], [0, 0]], 0, 0, NAMES) is None
+    # a perfect model on a validation split without the third class: macro-F1 2/3 is no collapse
+    assert collapse_warning([[8, 0, 0], [0, 8, 0], [0, 0, 0]], 1.0, 2 / 3, ("a", "b", "c")) is None
 
 
 def write_task(tmp_path, rows: list[tuple[str, str]]):
@@ -106,9 +111,22 @@ def test_a_collapsed_run_warns_in_the_log_the_summary_and_compare(tmp_path):
 def test_a_balanced_task_keeps_accuracy_and_no_warning(tmp_path):
     words = ("good fine great", "bad awful poor")
     source = write_task(tmp_path, [(words[i % 2] + f" {i}", "pos" if i % 2 else "neg") for i in range(96)])
-    result, summary, _ = train_own(tmp_path, source, "layerwise", learning_rate=3e-3, class_weights="balanced")
+    result, summary, _ = train_own(tmp_path, source, "layerwise", learning_rate=3e-3)
     assert summary["select_metric"] == "accuracy" and summary["learning_rate"] == 3e-3
     assert "train.learning_rate: auto" not in result.output  # an explicit number is no auto
+
+
+def test_class_weights_change_the_training_of_an_imbalanced_task(tmp_path):
+    words = ("good fine great", "bad awful poor")
+    source = write_task(tmp_path, [(words[i % 4 == 0] + f" {i}", "rare" if i % 4 == 0 else "common")
+                                   for i in range(96)])
+    losses = {}
+    for weights in ("none", "balanced"):
+        shutil.rmtree(tmp_path / "runs", ignore_errors=True)
+        _, summary, _ = train_own(tmp_path, source, "head", class_weights=weights)
+        metrics = (tmp_path / "runs" / "own" / "metrics.jsonl").read_text().splitlines()
+        losses[weights] = json.loads(metrics[-1])["train_loss"]
+    assert losses["none"] != losses["balanced"]  # a rare example weighs about 3x a common one
 
 
 def test_class_weights_are_for_tasks_with_classes(tmp_path):
@@ -120,3 +138,18 @@ def test_class_weights_are_for_tasks_with_classes(tmp_path):
     assert result.exit_code == 2
     assert "train.class_weights: 'balanced' is for a single-label task, not regression" in result.output
     assert not (tmp_path / "runs" / "r").exists()
+
+
+def test_resuming_compares_auto_as_the_run_resolved_it(tmp_path):
+    """`--resume` with `learning_rate: auto` matches a run recorded with the method's number, and a
+    run recorded as auto matches its recorded rate even if the registry's changes later."""
+    from finetune_cli.config import load_config
+    from finetune_cli.workflows.train import recorded_difference
+
+    source = write_task(tmp_path, [(f"text {i}", "a" if i % 2 else "b") for i in range(60)])
+    _, summary, _ = train_own(tmp_path, source, "head", learning_rate=METHODS["head"].learning_rate)
+    run = tmp_path / "runs" / "own"
+    with_auto = load_config(tmp_path / "own.yaml", ["train.learning_rate=auto"])
+    assert recorded_difference(with_auto, run) is None
+    other = load_config(tmp_path / "own.yaml", ["train.learning_rate=0.05"])
+    assert recorded_difference(other, run) == "train.learning_rate"

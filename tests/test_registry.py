@@ -159,5 +159,7 @@ def test_the_readme_table_is_the_registry():
 
 def test_the_readme_learning_rate_table_is_the_registry():
     section = (ROOT / "README.md").read_text().split("### Learning rates (`train.learning_rate: auto`)", 1)[1]
-    rows = re.findall(r"^\| `(\w+)` \| ([0-9.e-]+) \|", section.split("\n## ", 1)[0], re.M)
-    assert {name: float(rate) for name, rate in rows} == {n: s.learning_rate for n, s in METHODS.items()}
+    table = section.split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| ([0-9.e-]+) \| ([0-9.e-]+)\.\.([0-9.e-]+) \|", table, re.M)
+    assert {name: float(rate) for name, rate, _, _ in rows} == {n: s.learning_rate for n, s in METHODS.items()}
+    assert {name: (float(lo), float(hi)) for name, _, lo, hi in rows} == {n: s.tune_range for n, s in METHODS.items()}

@@ -138,7 +138,7 @@ class SingleLabel(Objective):
     select_metrics: tuple[str, ...] = ("accuracy", "macro_f1", "mcc", "f1", "loss")
     compare_metrics: tuple[str, ...] = ("accuracy", "macro_f1", "mcc", "f1")
     has_classes: bool = True
-    class_weights: tuple[float, ...] | None = None  # train.class_weights: balanced, per label id; None: all 1
+    class_weights: tuple[float, ...] | None = None  # train.class_weights: balanced, per label id (training loss)
 
     def encode_label(self, value: Any, task: Any, at: str) -> int:
         return label_id(value, task, at)
@@ -153,7 +153,10 @@ class SingleLabel(Objective):
     def loss(self, logits: Any, labels: Any, reduction: str = "mean") -> Any:
         # float(): the same loss as the Hugging Face head computes (cross-entropy autocasts to fp32)
         torch = torch_module()
-        weight = None if self.class_weights is None else torch.tensor(self.class_weights, device=logits.device)
+        # the weights shape the training step (reduction "mean"); an evaluation's summed loss stays the
+        # plain cross-entropy, comparable with unweighted runs and on the scale of its accuracy
+        weighted = self.class_weights is not None and reduction == "mean"
+        weight = torch.tensor(self.class_weights, device=logits.device) if weighted else None
         return torch.nn.functional.cross_entropy(logits.float(), labels, weight=weight, reduction=reduction)
 
     def predictions(self, logits: Any) -> list[int]:

@@ -46,6 +46,8 @@ class MethodSpec:
     # `train.learning_rate: auto` for it: the rate the claim sweep picked (full, adapters), else its
     # paper's or the value measured on the bundled samples (README "Learning rates"); 0 = unset (refused)
     learning_rate: float = 0.0
+    # `ftcli tune`'s learning-rate range (log scale) for it; README "ftcli tune" has the table
+    tune_range: tuple[float, float] = (1e-4, 1e-2)
 
 
 def check_spec(spec: MethodSpec) -> MethodSpec:
@@ -61,6 +63,7 @@ def check_spec(spec: MethodSpec) -> MethodSpec:
         ("surgery", spec.surgery is not None and not spec.surgery.isidentifier()),
         ("section", spec.section is not None and spec.section not in SECTIONS),
         ("learning_rate", not 0 < spec.learning_rate < 1),
+        ("tune_range", not 0 < spec.tune_range[0] <= spec.learning_rate <= spec.tune_range[1] < 1),
     ]
     for field_name, bad in problems:
         if bad:
@@ -81,10 +84,10 @@ HEAD = "(dc+c)"  # the classification head: a d x c weight and c biases
 
 METHODS: dict[str, MethodSpec] = make_registry(
     MethodSpec("full", "full fine-tuning: every weight trains", ("all",), "all",
-               "transformers", "black", "o", benched=True, learning_rate=1e-4),
+               "transformers", "black", "o", benched=True, learning_rate=1e-4, tune_range=(1e-5, 2e-4)),
     MethodSpec("top", "one adapter on the last layer's output + head", ("adapters", "head"), f"2md+m+d + {HEAD}",
                "adapterhub", "tab:purple", "^", surgery="top_adapter", sized_by_bottleneck=True,
-               frozen_encoder_cache=True, benched=True, learning_rate=3e-3),
+               frozen_encoder_cache=True, benched=True, learning_rate=3e-3, tune_range=(1e-4, 1e-1)),
     MethodSpec("layerwise", "two Houlsby adapters per layer + all LayerNorms + head",
                ("adapters", "layernorms", "head"), f"2L(2md+m+d) + (2L+1)·2d + {HEAD}",
                "adapterhub", "tab:orange", "s", surgery="layerwise_adapters", sized_by_bottleneck=True,
@@ -102,11 +105,13 @@ METHODS: dict[str, MethodSpec] = make_registry(
     MethodSpec("bitfit", "every bias of the backbone + head (BitFit)", ("biases", "head"), f"L(7d+f) + 2d + {HEAD}",
                "transformers", "tab:olive", "X", learning_rate=1e-3),
     MethodSpec("top_layers", "top k encoder layers + head (variable fine-tuning)", ("top_layers", "head"),
-               f"k·(one layer's parameters) + {HEAD}", "transformers", "tab:blue", "<", learning_rate=1e-4),
+               f"k·(one layer's parameters) + {HEAD}", "transformers", "tab:blue", "<", learning_rate=1e-4,
+               tune_range=(1e-5, 2e-4)),
     MethodSpec("layernorm", "LayerNorms + head only", ("layernorms", "head"), f"(2L+1)·2d + {HEAD}",
                "transformers", "tab:green", ">", learning_rate=1e-3),
     MethodSpec("head", "classification head only (linear probe)", ("head",), "dc+c",
-               "transformers", "tab:gray", "*", frozen_encoder_cache=True, benched=True, learning_rate=1e-1),
+               "transformers", "tab:gray", "*", frozen_encoder_cache=True, benched=True, learning_rate=1e-1,
+               tune_range=(1e-4, 1e-1)),
 )
 METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
 

@@ -158,7 +158,8 @@ class MlflowTracker:
         for name in ARTIFACTS:
             if (self.folder / name).exists():
                 self.mlflow.log_artifact(str(self.folder / name))
-        status = {"completed": "FINISHED", "interrupted": "KILLED"}.get(summary.get("status"), "FAILED")
+        ended = {"completed": "FINISHED", "interrupted": "KILLED", "pruned": "KILLED"}  # pruned: stopped by ftcli tune
+        status = ended.get(summary.get("status"), "FAILED")
         self.mlflow.set_tag("ftcli.status", str(summary.get("status")))
         self.mlflow.end_run(status=status)
 

@@ -253,14 +253,7 @@ def run_cell(run: SweepRun, sweep_path: Path, root: Path, console) -> str:
 def run_on_ray(sweep: Sweep, todo: list[SweepRun], root: Path, console, options: RayOptions) -> dict[str, str]:
     """The Ray launcher: each cell is one Ray task running `run_cell` (so run folders, names, locks and
     resuming are the local launcher's). The run folders must be on a file system every node sees."""
-    import ray  # an optional extra (`pip install -e '.[ray]'`); the local launcher never needs it
-
-    if options.address is None:
-        workers = options.workers or max(1, int((os.cpu_count() or 1) // options.cpus))
-        ray.init(num_cpus=workers * options.cpus, num_gpus=None, include_dashboard=False,
-                 log_to_driver=False)
-    else:
-        ray.init(address=options.address, log_to_driver=False)
+    ray = start_ray(options)
     try:
         task = ray.remote(num_cpus=options.cpus, num_gpus=options.gpus)(_ray_cell)
         pending = {task.remote(run, sweep.path, root.resolve()): run.name for run in todo}
@@ -274,6 +267,18 @@ def run_on_ray(sweep: Sweep, todo: list[SweepRun], root: Path, console, options:
         return outcomes
     finally:
         ray.shutdown()
+
+
+def start_ray(options: RayOptions):
+    """Ray, started on a local cluster of `options.workers` slots or joined at `options.address`."""
+    import ray  # an optional extra (`pip install -e '.[ray]'`); the local launcher never needs it
+
+    if options.address is None:
+        workers = options.workers or max(1, int((os.cpu_count() or 1) // options.cpus))
+        ray.init(num_cpus=workers * options.cpus, num_gpus=None, include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(address=options.address, log_to_driver=False)
+    return ray
 
 
 def _ray_cell(run: SweepRun, sweep_path: Path, root: Path) -> str:

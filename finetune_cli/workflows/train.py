@@ -9,6 +9,7 @@ import json
 import logging
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +52,25 @@ def recorded_difference(cfg: RunConfig, path: Path) -> str | None:
     recorded = read_summary(path)
     task_type = recorded.get("task_type") or "single_label"  # recorded before task types: single
     model_type = recorded.get("model_type")  # recorded since schema 4
-    return first_difference(normalized(config_to_dict(cfg), task_type, model_type),
-                            normalized(read_yaml(path / CONFIG_FILE), task_type, model_type))
+    # an `auto` resolves as the run resolved it (the same folder: the same data and method); the
+    # select_metric is known once the run completed, the learning rate from its start (schema 5)
+    autos = {"select_metric": recorded.get("select_metric"), "learning_rate": recorded.get("learning_rate")}
+    return first_difference(normalized(config_to_dict(cfg), task_type, model_type, autos),
+                            normalized(read_yaml(path / CONFIG_FILE), task_type, model_type, autos))
+
+
+class RunPruned(Exception):
+    """Raised by an observer (ftcli tune's pruner) to stop a run early: recorded as `pruned`."""
+
+
+Observer = Callable[[str, EpochRecord], None]  # (the resolved select_metric, the newest evaluation)
 
 
 def train_from_config(cfg: RunConfig, config_path: Path, runs_dir: Path, overwrite: bool, console,
-                      resume: bool = False) -> RunSummary:
+                      resume: bool = False, observer: Observer | None = None) -> RunSummary:
     """Run a config into runs_dir/NAME. Refuses to overwrite silently; `resume` continues an
-    interrupted run from its last epoch checkpoint (a completed run is left as it is)."""
+    interrupted run from its last epoch checkpoint (a completed run is left as it is). `observer`
+    sees every evaluation and may stop the run by raising RunPruned."""
     path = Path(runs_dir) / default_run_name(cfg, config_path)
     check_trackers(cfg.train.report_to)  # a missing tracker package: one line before minutes of loading
     enabled = distributed_state().is_main_process
@@ -73,12 +85,12 @@ def train_from_config(cfg: RunConfig, config_path: Path, runs_dir: Path, overwri
         if summary.status == "completed":
             log.info("%s is already completed; nothing to resume", path)
             return summary
-        return run_and_record(cfg, RunFolder(path, enabled), console, resume=True)
+        return run_and_record(cfg, RunFolder(path, enabled), console, resume=True, observer=observer)
     if enabled:
         RunFolder.check_free(path, overwrite)  # fail before minutes of loading, not after
     exp = prepare_experiment(cfg)  # data or model errors leave no folder behind
     folder = RunFolder.create(runs_dir, path.name, overwrite, enabled=enabled)
-    return run_and_record(cfg, folder, console, exp=exp)
+    return run_and_record(cfg, folder, console, exp=exp, observer=observer)
 
 
 def describe(exp: Experiment) -> RunDescription:
@@ -122,7 +134,7 @@ def sigterm_as_interrupt():
 
 
 def run_and_record(cfg: RunConfig, folder: RunFolder, console=None, resume: bool = False,
-                   exp: Experiment | None = None) -> RunSummary:
+                   exp: Experiment | None = None, observer: Observer | None = None) -> RunSummary:
     """Train and test one config (prepared as `exp`, or here), recording everything in `folder`.
 
     Once the summary says `running`, every way out but kill -9 records how the run ended:
@@ -133,13 +145,14 @@ def run_and_record(cfg: RunConfig, folder: RunFolder, console=None, resume: bool
     summary = RunSummary(folder.path.name, "running", describe(exp))
     if console is not None and folder.enabled:
         console.print(exp.counts.line())
-    trackers = Trackers(cfg.train.report_to if folder.enabled else (), folder.path, config_to_dict(cfg))
+    # the trackers get the resolved config (a learning rate, not `auto`): numbers they can sort and plot
+    trackers = Trackers(cfg.train.report_to if folder.enabled else (), folder.path, config_to_dict(exp.cfg))
     with sigterm_as_interrupt():
         try:
             folder.write_summary(summary.to_json())
-            summary = train_and_test(exp, folder, summary, console, resume, trackers)
+            summary = train_and_test(exp, folder, summary, console, resume, trackers, observer)
         except (KeyboardInterrupt, Exception) as e:
-            status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+            status = {KeyboardInterrupt: "interrupted", RunPruned: "pruned"}.get(type(e), "failed")
             ended = dataclasses.replace(summary, status=status, error=str(e) or e.__class__.__name__)
             record_end(folder, ended)
             trackers.finish(ended.to_json())
@@ -150,7 +163,7 @@ def run_and_record(cfg: RunConfig, folder: RunFolder, console=None, resume: bool
 
 
 def train_and_test(exp: Experiment, folder: RunFolder, summary: RunSummary, console, resume: bool,
-                   trackers: Trackers) -> RunSummary:
+                   trackers: Trackers, observer: Observer | None = None) -> RunSummary:
     """Train, save the best epoch, and test it; returns the completed summary (also written).
 
     The test metrics (inference accuracy, macro-F1, per class, confusion matrix) are measured on the
@@ -162,6 +175,8 @@ def train_and_test(exp: Experiment, folder: RunFolder, summary: RunSummary, cons
     def record_epoch(records: list[EpochRecord]) -> None:
         folder.write_metrics(records)
         trackers.log_epoch(records[-1])
+        if observer is not None:
+            observer(exp.cfg.train.select_metric, records[-1])
 
     out = train(exp, record_epoch, console, folder.path / CHECKPOINT_FILE, resume)
     # The checkpoint is written before metrics.jsonl (unless it fails: then the record is written and

@@ -18,10 +18,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from . import __version__
-from .errors import ConfigError, FtcliError
-from .methods.registry import METHODS, names_where
-from .runs.compare import COMPARE_METRICS, SORT_KEYS
+from .. import __version__
+from ..errors import ConfigError, FtcliError
+from ..methods.registry import METHODS, names_where
+from ..runs.compare import COMPARE_METRICS, SORT_KEYS
 
 app = typer.Typer(
     name="ftcli", no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode="rich",
@@ -100,17 +100,17 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last epoch checkpoint.")] = False,
 ) -> None:
     """Train and test one config; write the run folder runs/NAME/."""
-    from .config import load_config
-    from .hub import check_model_name
+    from ..config import load_config
+    from ..hub import check_model_name
 
     overrides = list(set_ or []) + ([f"name={json.dumps(name)}"] if name else [])  # a string, even `1e5`
     cfg = load_config(config, overrides)  # before torch is imported (seconds): a config error is instant,
     check_model_name(cfg.model.name)  # and so is a Hub id on an offline machine
-    from .training.devices import distributed_state
-    from .workflows.train import train_from_config
+    from ..training.devices import distributed_state
+    from ..workflows.train import train_from_config
     summary = train_from_config(cfg, config, runs_dir, overwrite, err, resume)
     if distributed_state().is_main_process:  # one line, not one per process
-        from .runs.render import result_line
+        from ..runs.render import result_line
 
         out.print(result_line(summary, runs_dir), soft_wrap=True)
 
@@ -161,7 +161,7 @@ def sweep(
                                                                   "(default 10,000).")] = None,
 ) -> None:
     """Run a grid of configs resumably (completed runs are skipped, interrupted ones resumed)."""
-    from .workflows.sweep import MAX_CELLS, RayOptions, load_sweep, run_sweep, sweep_problem
+    from ..workflows.sweep import MAX_CELLS, RayOptions, load_sweep, run_sweep, sweep_problem
 
     plan = load_sweep(sweep_file, set_ or [], max_cells or MAX_CELLS)
     err.print(f"sweep {plan.name}: {len(plan.runs):,} runs", highlight=False, markup=False)
@@ -215,8 +215,8 @@ def compare(
         = False,
 ) -> None:
     """One row per run; runs differing only by seed are grouped (mean ± SEM, n); `!` marks a warning."""
-    from .runs.compare import compare_runs, no_runs_found, parse_best_of
-    from .runs.render import render_table, render_text
+    from ..runs.compare import compare_runs, no_runs_found, parse_best_of
+    from ..runs.render import render_table, render_text
 
     found = compare_runs(runs_dir, dataset, mode, sort, parse_best_of(best_of), metric.value)
     rows, runs, skipped = found.rows, found.runs, found.skipped
@@ -231,7 +231,7 @@ def compare(
     if not runs:
         raise no_runs_found(runs_dir, bool(dataset or mode))
     if plot is not None:
-        from .runs import plots
+        from ..runs import plots
 
         plot.mkdir(parents=True, exist_ok=True)
         for path in plots.plot_all(rows, runs, plot, metric.value):
@@ -249,7 +249,7 @@ def report(
     metric: Annotated[Metric, typer.Option(help="What the table and figures show (as compare's).")] = Metric.auto,
 ) -> None:
     """One HTML file, no network needed: compare's table and figures, config differences, warnings."""
-    from .workflows.report import write_report
+    from ..workflows.report import write_report
 
     done = write_report(runs_dir, out_file, dataset, mode, metric.value)
     out.print(done.line(), markup=False, highlight=False, soft_wrap=True)
@@ -263,7 +263,7 @@ def ablate(
     split: Annotated[str, typer.Option(help="validation or test.")] = "validation",
 ) -> None:
     """Bypass the adapters of each span of layers \\[i..j]; table + heatmap of the accuracy drop."""
-    from .workflows.ablate import ablate_run, result_line
+    from ..workflows.ablate import ablate_run, result_line
 
     if split not in ("validation", "test"):
         raise FtcliError(f"--split: got {split!r}, expected validation or test")
@@ -284,7 +284,7 @@ def predict(
     force: Annotated[bool, typer.Option(help="Also use a run that is not completed (interrupted, failed).")] = False,
 ) -> None:
     """Print labels and probabilities (JSON Lines) from trained run folders."""
-    from .workflows.predict import predict_runs, read_inputs
+    from ..workflows.predict import predict_runs, read_inputs
 
     found = predict_runs(run_dirs, read_inputs(text or [], pair or [], file), force)
     for p in found.rows:
@@ -303,7 +303,7 @@ def export(
                                              "manifest).")] = False,
 ) -> None:
     """Write a run as a folder that loads without ftcli: transformers, PEFT or AdapterHub (by mode)."""
-    from .workflows.export import export_run
+    from ..workflows.export import export_run
 
     done = export_run(run_dir, out_dir, force)
     article = "an" if done.kind[0] in "aeiou" else "a"
@@ -311,37 +311,7 @@ def export(
               f"load it with: {done.load_with}", markup=False, highlight=False, soft_wrap=True)
 
 
-@app.command(epilog="Examples:\n\n  ftcli bench --steps 10\n\n"
-                    "  ftcli bench --model tiny-random-bert --seq 16 --batch 4 --steps 2 --bottleneck 8")
-@one_line_errors
-def bench(
-    modes: Annotated[str, typer.Option(help=f"Comma-separated modes ({METHOD_LIST}), measured next to the plain "
-                                            "HF reference.")] = ",".join(names_where("benched")),
-    seq: Annotated[int, typer.Option(help="Tokens per example (real examples, truncated, no padding).")] = 128,
-    batch: Annotated[int, typer.Option(help="Training batch size.")] = 16,
-    steps: Annotated[int, typer.Option(help="Timed training steps per contender (interleaved).")] = 10,
-    warmup: Annotated[int, typer.Option(help="Untimed warm-up steps per contender.")] = 2,
-    eval_batch: Annotated[int, typer.Option(help="Evaluation batch size.")] = 64,
-    bottleneck: Annotated[int, typer.Option(help="Adapter bottleneck m.")] = 64,
-    model: Annotated[str, typer.Option(help="Backbone: minilm-l6, tiny-random-bert or a HF id.")] = "minilm-l6",
-    dataset: Annotated[str, typer.Option(help="Bundled sample the inputs come from: imdb, snli, ag_news.")]
-        = "imdb",
-    threads: Annotated[Optional[int], typer.Option(help="torch threads (default: torch's).")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    memory: Annotated[bool, typer.Option(help="Measure peak training memory (one child process each).")] = True,
-    out_file: Annotated[Path, typer.Option("--out", help="Where the JSON result goes.")] = Path("bench.json"),
-) -> None:
-    """Training / evaluation throughput, peak memory and MFU of each mode vs the plain HF loop."""
-    from .bench.run import header_lines, parse_modes, render_table, run_bench, write_json
-
-    result = run_bench(model=model, dataset=dataset, modes=parse_modes(modes), seq=seq, batch=batch, steps=steps,
-                       warmup=warmup, eval_batch=eval_batch, bottleneck=bottleneck, threads=threads,
-                       device=device, memory=memory, log=lambda msg: err.print(f"ftcli bench: {msg}", highlight=False))
-    for line in header_lines(result):
-        out.print(line, highlight=False, soft_wrap=True)
-    print_table(render_table(result))
-    write_json(result, out_file)
-    err.print(f"ftcli bench: wrote {out_file}", highlight=False)
+from . import bench, tune  # noqa: E402, F401 - their commands register on `app` (defined above)
 
 
 def main() -> None:
