@@ -16,7 +16,7 @@ from finetune_cli.methods.registry import names_where
 runner = CliRunner()
 MODES = list(names_where("benched"))  # the default contenders
 TINY = ["--model", "tiny-random-bert", "--seq", "16", "--batch", "4", "--steps", "2", "--warmup", "1",
-        "--eval-batch", "8", "--bottleneck", "8"]
+        "--eval-batch", "8", "--bottleneck", "8", "--gemm-sizes", "64,128"]
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,10 @@ def test_meta_records_the_setup(tiny_bench):
     assert meta["model"] == "tiny-random-bert" and meta["dataset"] == "imdb" and meta["inputs"] == "examples"
     assert (meta["seq"], meta["batch"], meta["steps"], meta["warmup"], meta["eval_batch"]) == (16, 4, 2, 1, 8)
     assert meta["device"] == "cpu" and meta["threads"] >= 1 and meta["torch"] and meta["memory_method"]
-    assert tiny_bench[0]["matmul"]["peak_gflops_per_s"] == max(s["gflops"] for s in tiny_bench[0]["matmul"]["shapes"])
+    for precision, bound in tiny_bench[0]["gemm_bound"].items():
+        assert bound["dtype"] == {"fp32": "float32", "bf16": "bfloat16"}[precision]
+        assert [x["n"] for x in bound["shapes"]] == [64, 128]
+        assert bound["peak_gflops_per_s"] == max(x["gflops"] for x in bound["shapes"])
 
 
 def test_trainable_params_are_the_products(tiny_bench):
@@ -65,7 +68,9 @@ def test_ratios_are_consistent(tiny_bench):
         assert r["train_ratio_to_reference"] == pytest.approx(r["train_examples_per_s"] / ref["train_examples_per_s"])
         assert r["eval_ratio_to_reference"] == pytest.approx(r["eval_examples_per_s"] / ref["eval_examples_per_s"])
         assert r["memory"] is None and r["peak_train_memory_mb"] is None and r["memory_ratio_to_reference"] is None
-        assert r["train_mfu"] == pytest.approx(r["train_gflops_per_s"] / tiny_bench[0]["matmul"]["peak_gflops_per_s"])
+        bound = tiny_bench[0]["gemm_bound"]["fp32"]["peak_gflops_per_s"]
+        assert r["train_mfu"] == pytest.approx(min(1.0, r["train_gflops_per_s"] / bound)) and r["train_mfu"] <= 1.0
+        assert r["mfu_bound_raised"] is (r["train_gflops_per_s"] > bound or r["eval_gflops_per_s"] > bound)
         assert math.isfinite(r["first_loss"]) and math.isfinite(r["last_loss"])
 
 
@@ -115,3 +120,33 @@ def test_short_texts_are_packed_to_exactly_seq_tokens():
     for b in [*inputs.train, inputs.eval]:
         assert b["input_ids"].shape[1] == 64 and bool(b["attention_mask"].all())
     assert inputs.eval["input_ids"].shape[0] == 8
+
+
+class FakeClock:
+    """A clock that advances `tick` seconds per reading: every timed GEMM takes exactly `tick`."""
+
+    def __init__(self, tick: float):
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+def test_the_gemm_bound_is_the_best_rate_and_mfu_never_exceeds_it():
+    import torch
+
+    from finetune_cli.bench.measure import gemm_peak, mfu
+
+    bound = gemm_peak(torch.device("cpu"), torch.float32, (32, 64), reps=3, clock=FakeClock(0.5))
+    assert [x["gflops"] for x in bound["shapes"]] == [2 * 32**3 / 0.5 / 1e9, 2 * 64**3 / 0.5 / 1e9]
+    assert bound["peak_gflops_per_s"] == 2 * 64**3 / 0.5 / 1e9
+    peak = bound["peak_gflops_per_s"]
+    assert mfu(peak / 4, bound) == (0.25, False)
+    assert mfu(peak * 3, bound) == (1.0, True)  # a step "faster than the GEMMs": 100%, flagged, never 300%
+
+
+def test_bad_gemm_sizes_are_one_line():
+    result = runner.invoke(app, ["bench", *TINY[:-2], "--gemm-sizes", "8,x"])
+    assert result.exit_code == 2 and "--gemm-sizes: got '8,x', expected comma-separated integers 16..65536" in \
+        result.output

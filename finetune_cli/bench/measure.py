@@ -1,9 +1,11 @@
-"""What `ftcli bench` measures besides time: matmul FLOPs counted with hooks, the machine's matmul
-peak, and peak memory in one fresh child process per contender (`python -m finetune_cli.bench.measure`)."""
+"""What `ftcli bench` measures besides time: matmul FLOPs counted with hooks, the device's upper bound
+per precision (the best rate of large square GEMMs), and peak memory in one fresh child process per
+contender (`python -m finetune_cli.bench.measure`)."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -78,22 +80,37 @@ def count_flops(model: nn.Module, batch: Batch) -> dict[str, float]:
             "forward_per_example": forward / n, "attention_forward": attn_fwd}
 
 
-def matmul_peak(shapes: list[tuple[int, int, int]], device: torch.device, reps: int = 10) -> list[dict]:
-    """Median GFLOP/s of fp32 torch.mm [m,k]@[k,n] per shape (same threads as the benchmark)."""
-    out = []
-    for m, k, n in shapes:
-        a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
-        c = torch.empty(m, n, device=device)
-        times = []
+# Square GEMM sizes whose best rate bounds what a device does at a precision (`ftcli bench --gemm-sizes`)
+GEMM_SIZES = {"cpu": (1024, 2048, 4096), "cuda": (4096, 8192, 16384)}
+
+
+def gemm_peak(device: torch.device, dtype: torch.dtype, sizes: tuple[int, ...], reps: int = 5,
+              clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+    """The device's upper bound at `dtype`: the best rate (fastest of `reps`, after two untimed runs)
+    of square torch.mm [n,n]@[n,n] on all threads, over `sizes`; large GEMMs are the most efficient
+    work a device does, so a model step (GEMMs plus everything else) stays below it."""
+    shapes = []
+    for n in sizes:
+        a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
+        c = torch.empty(n, n, device=device, dtype=dtype)
+        best = math.inf
         for i in range(reps + 2):
             sync(device)
-            t = time.perf_counter()
+            started = clock()
             torch.mm(a, b, out=c)
             sync(device)
-            if i >= 2:
-                times.append(time.perf_counter() - t)
-        out.append({"m": m, "k": k, "n": n, "gflops": 2.0 * m * k * n / statistics.median(times) / 1e9})
-    return out
+            best = min(best, clock() - started) if i >= 2 else best
+        shapes.append({"n": n, "gflops": 2.0 * n ** 3 / max(best, 1e-12) / 1e9})
+    return {"dtype": str(dtype).removeprefix("torch."), "shapes": shapes,
+            "peak_gflops_per_s": max(x["gflops"] for x in shapes)}
+
+
+def mfu(achieved_gflops: float, peak: dict[str, Any]) -> tuple[float, bool]:
+    """Model FLOP utilisation against the GEMM bound, and whether the bound had to be raised: a step
+    faster than the measured GEMMs means they were measured under interference (load), and the
+    step's own rate is then the best known bound, so MFU is 100%, never more."""
+    ratio = achieved_gflops / peak["peak_gflops_per_s"]
+    return min(ratio, 1.0), ratio > 1.0
 
 
 # ----------------------------------------------------------------------------------------------

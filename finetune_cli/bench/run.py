@@ -29,11 +29,13 @@ from rich.table import Table
 
 from ..bench.contenders import REFERENCE, Batch, Contender, Inputs, build, make_inputs, tokenizer_for
 from ..bench.measure import (
+    GEMM_SIZES,
     MEMORY_METHOD_CPU,
     MEMORY_METHOD_CUDA,
     count_flops,
-    matmul_peak,
+    gemm_peak,
     measure_memory_in_child,
+    mfu,
     summarize,
     timed,
 )
@@ -100,7 +102,7 @@ def run_bench(model: str = "minilm-l6", dataset: str = "imdb", modes: list[str] 
               seq: int = 128, batch: int = 16, steps: int = 10, warmup: int = 2, eval_batch: int = 64,
               eval_steps: int | None = None, bottleneck: int = 64, seed: int = 0, threads: int | None = None,
               device: str = "auto", memory: bool = True, memory_steps: int = 2,
-              log: Callable[[str], None] | None = None) -> dict[str, Any]:
+              log: Callable[[str], None] | None = None, gemm_sizes: tuple[int, ...] | None = None) -> dict[str, Any]:
     """Measure every contender (the reference, then `modes`); returns the JSON-ready result."""
     say = log or (lambda _msg: None)
     check_settings(steps, warmup, seq, batch, eval_batch, threads)
@@ -114,19 +116,19 @@ def run_bench(model: str = "minilm-l6", dataset: str = "imdb", modes: list[str] 
         contenders = build_all(s, inputs.num_labels, Path(tmp), say)
         config = contenders[0].model.config
         train_batches = [{k: v.to(s.device) for k, v in b.items()} for b in inputs.train]
-        say("matmul peak")
-        mm = matmul_peak(matmul_shapes(config, batch * seq), s.device)
+        sizes = gemm_sizes or GEMM_SIZES.get(s.device.type, GEMM_SIZES["cpu"])
+        say(f"GEMM upper bound: square torch.mm of {', '.join(map(str, sizes))}, fp32 and bf16")
+        bounds = {"fp32": gemm_peak(s.device, torch.float32, sizes), "bf16": gemm_peak(s.device, torch.bfloat16, sizes)}
         flops = {c.name: count_flops(c.model, train_batches[0]) for c in contenders}
         times = time_training(contenders, train_batches, s, say)
         times.eval = time_evaluation(contenders, inputs, s, say)
         counts = {c.name: (c.trainable, c.total) for c in contenders}
         del contenders, train_batches
         mem = measure_memory(s, inputs, tmp, say) if memory else {}
-    peak = max(x["gflops"] for x in mm)
-    rows = [result_row(name, s, times, flops[name], counts[name], mem.get(name), peak) for name in s.names]
+    rows = [result_row(name, s, times, flops[name], counts[name], mem.get(name), bounds["fp32"]) for name in s.names]
     _add_ratios(rows)
     meta = {**bench_meta(s, config, inputs), "loadavg_start": load_start, "loadavg_end": _loadavg()}
-    return {"meta": meta, "matmul": {"shapes": mm, "peak_gflops_per_s": peak}, "rows": rows}
+    return {"meta": meta, "gemm_bound": bounds, "rows": rows}
 
 
 def build_all(s: Settings, num_labels: int, tmp: Path, say: Callable[[str], None]) -> list[Contender]:
@@ -135,12 +137,6 @@ def build_all(s: Settings, num_labels: int, tmp: Path, say: Callable[[str], None
         say(f"building {name}")
         contenders.append(build(name, s.model, s.bottleneck, num_labels, s.seed, s.device, tmp))
     return contenders
-
-
-def matmul_shapes(config: Any, tokens: int) -> list[tuple[int, int, int]]:
-    """A square matmul and the model's two feed-forward matmuls at this batch's token count."""
-    d, ff = int(config.hidden_size), int(getattr(config, "intermediate_size", 4 * config.hidden_size))
-    return [(1024, 1024, 1024), (tokens, d, ff), (tokens, ff, d)]
 
 
 def time_training(contenders: list[Contender], batches: list[Batch], s: Settings,
@@ -190,11 +186,13 @@ def measure_memory(s: Settings, inputs: Inputs, tmp: str, say: Callable[[str], N
 
 
 def result_row(name: str, s: Settings, times: Timings, flops: dict[str, float], counts: tuple[int, int],
-               mem: dict[str, Any] | None, peak: float) -> dict[str, Any]:
-    """One contender's row of the result (the ratios between rows are added by `_add_ratios`)."""
+               mem: dict[str, Any] | None, bound: dict[str, Any]) -> dict[str, Any]:
+    """One contender's row of the result (the ratios between rows are added by `_add_ratios`); its MFU
+    is against the GEMM bound of the precision it trained in (fp32)."""
     tt, et = summarize(times.train[name]), summarize(times.eval[name])
     achieved = flops["train_step"] / tt["median"] / 1e9
     eval_achieved = flops["forward_per_example"] * s.eval_batch / et["median"] / 1e9
+    (train_mfu, train_raised), (eval_mfu, eval_raised) = mfu(achieved, bound), mfu(eval_achieved, bound)
     return {
         "name": name, "kind": "reference" if name == REFERENCE else "product",
         "trainable_params": counts[0], "total_params": counts[1],
@@ -202,8 +200,8 @@ def result_row(name: str, s: Settings, times: Timings, flops: dict[str, float], 
         "train_examples_per_s": s.batch / tt["median"],
         "train_examples_per_s_best": s.batch / tt["min"],  # interference only adds time: an upper bound
         "eval_batch_seconds": et, "eval_examples_per_s": s.eval_batch / et["median"],
-        "flops": flops, "train_gflops_per_s": achieved, "train_mfu": achieved / peak,
-        "eval_gflops_per_s": eval_achieved, "eval_mfu": eval_achieved / peak,
+        "flops": flops, "train_gflops_per_s": achieved, "train_mfu": train_mfu,
+        "eval_gflops_per_s": eval_achieved, "eval_mfu": eval_mfu, "mfu_bound_raised": train_raised or eval_raised,
         "first_loss": times.losses[name][0], "last_loss": times.losses[name][-1],
         "memory": mem,
         "peak_train_memory_mb": mem["peak_train_mb"] if mem is not None else None,
@@ -265,15 +263,19 @@ def _device_name(dev: torch.device) -> str:
 
 
 def header_lines(result: dict[str, Any]) -> list[str]:
-    m, mm = result["meta"], result["matmul"]
-    shapes = ", ".join(f"{s['m']}x{s['k']}x{s['n']} {s['gflops']:.1f}" for s in mm["shapes"])
+    m, bounds = result["meta"], result["gemm_bound"]
+    shapes = "; ".join(f"{p}: " + ", ".join(f"{x['n']} {x['gflops']:.1f}" for x in b["shapes"])
+                       + f" -> {b['peak_gflops_per_s']:.1f}" for p, b in bounds.items())
+    raised = [r["name"] for r in result["rows"] if r["mfu_bound_raised"]]
     return [
         f"device: {m['device']} ({m['device_name']}) | threads: {m['threads']} | torch {m['torch']} | "
         f"transformers {m['transformers']} | {m['dtype']} | attention: {m['attn_implementation']}",
         f"model: {m['model']} | data: {m['dataset']} sample ({m['inputs']}) | seq {m['seq']} | batch {m['batch']} | "
         f"steps {m['steps']} (+{m['warmup']} warm-up, interleaved) | eval batch {m['eval_batch']} x "
         f"{m['eval_steps']} | bottleneck {m['bottleneck']}",
-        f"matmul peak (median GFLOP/s of fp32 torch.mm, m x k x n): {shapes} -> peak {mm['peak_gflops_per_s']:.1f}",
+        f"GEMM upper bound (best GFLOP/s of square torch.mm, n x n x n, all threads; MFU is of fp32): {shapes}",
+        *([f"faster than the GEMM bound (measured under load?): {', '.join(raised)}; their MFU is shown as 100%"]
+          if raised else []),
         f"load average (1/5/15 min) at start {m['loadavg_start']}, at end {m['loadavg_end']} on {m['cpu_count']} CPUs",
     ] + _contention_warning(m) + _cache_note(result)
 

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..errors import ConfigError
 from ..methods.registry import names_where
 from . import METHOD_LIST, app, err, one_line_errors, out, print_table
 
@@ -30,15 +31,31 @@ def bench(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     memory: Annotated[bool, typer.Option(help="Measure peak training memory (one child process each).")] = True,
     out_file: Annotated[Path, typer.Option("--out", help="Where the JSON result goes.")] = Path("bench.json"),
+    gemm_sizes: Annotated[Optional[str], typer.Option(help="Square GEMM sizes n whose best rate is the MFU "
+                                                           "bound (default 1024,2048,4096 on CPU).")] = None,
 ) -> None:
     """Training / evaluation throughput, peak memory and MFU of each mode vs the plain HF loop."""
     from ..bench.run import header_lines, parse_modes, render_table, run_bench, write_json
 
     result = run_bench(model=model, dataset=dataset, modes=parse_modes(modes), seq=seq, batch=batch, steps=steps,
                        warmup=warmup, eval_batch=eval_batch, bottleneck=bottleneck, threads=threads,
-                       device=device, memory=memory, log=lambda msg: err.print(f"ftcli bench: {msg}", highlight=False))
+                       device=device, memory=memory, log=lambda msg: err.print(f"ftcli bench: {msg}", highlight=False),
+                       gemm_sizes=parse_sizes(gemm_sizes))
     for line in header_lines(result):
         out.print(line, highlight=False, soft_wrap=True)
     print_table(render_table(result))
     write_json(result, out_file)
     err.print(f"ftcli bench: wrote {out_file}", highlight=False)
+
+
+def parse_sizes(text: str | None) -> tuple[int, ...] | None:
+    """`--gemm-sizes 512,1024` as sizes (each 16..65536), or one line naming what is wrong."""
+    if text is None:
+        return None
+    try:
+        sizes = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or not all(16 <= n <= 65536 for n in sizes):
+        raise ConfigError(f"--gemm-sizes: got {text!r}, expected comma-separated integers 16..65536")
+    return sizes
