@@ -12,6 +12,7 @@ import sys
 import pytest
 from helpers import CONFIGS, ftcli
 
+from finetune_cli.methods.registry import METHODS
 from finetune_cli.runs.compare import compare_runs
 from finetune_cli.runs.recommend import recommend
 from finetune_cli.workflows import tune_study
@@ -41,7 +42,7 @@ def test_each_method_gets_its_trials_its_final_seeds_and_the_answer(tuned):
     runs, result = tuned
     assert trials(runs, "head") == ["head_t0", "head_t1"] and trials(runs, "top") == ["top_t0", "top_t1"]
     assert sorted(p.name for p in (runs / "t" / "final").iterdir()) == [
-        "head_seed=0", "head_seed=1", "top_seed=0", "top_seed=1"]
+        "head.best", "head_seed=0", "head_seed=1", "top.best", "top_seed=0", "top_seed=1"]  # .best: whose runs
     answer = json.loads((runs / "t" / "tune.json").read_text())
     found = compare_runs(runs / "t" / "final")
     assert [r["n"] for r in found.rows] == [2, 2]  # seeds grouped: one row per method
@@ -49,8 +50,8 @@ def test_each_method_gets_its_trials_its_final_seeds_and_the_answer(tuned):
     assert answer["recommendation"][-1] in result.stdout and answer["recommendation"][-1].startswith("recommended: ")
     for method in ("head", "top"):
         rate = answer["best"][method]["train.learning_rate"]
-        low, high = {"head": (1e-4, 1e-1), "top": (1e-4, 1e-1)}[method]
-        assert low <= rate <= high  # the method's own range
+        low, high = METHODS[method].tune_range
+        assert low <= rate <= high and METHODS[method].tune_range != METHODS["full"].tune_range  # its own
         assert answer["trial_examples"][method] == 2 * 2 * 32  # two trials x two epochs x 32 examples
     best = json.loads((runs / "t" / "final" / "head_seed=0" / "summary.json").read_text())
     assert best["name"] == "head_seed=0" and best["learning_rate"] == answer["best"]["head"]["train.learning_rate"]
@@ -64,9 +65,14 @@ def test_a_rerun_resumes_the_studies_without_repeating_a_trial(tuned):
     assert result.exit_code == 0, result.output
     assert trials(runs, "head") == ["head_t0", "head_t1", "head_t2"]  # one more, not three
     assert result.output.count("tune head: trial") == 1
-    same_best = json.loads((runs / "t" / "tune.json").read_text())["best"]["head"]
-    final = runs / "t" / "final" / "head_seed=1" / "trained.safetensors"
-    assert same_best and final.stat().st_mtime_ns == before  # a completed final run is not trained again
+    best = json.loads((runs / "t" / "tune.json").read_text())["best"]["head"]["train.learning_rate"]
+    final = runs / "t" / "final" / "head_seed=1"
+    for seed in (0, 1):  # the final runs are of the best trial as it is now (a new best: made anew)
+        assert json.loads((runs / "t" / "final" / f"head_seed={seed}" / "summary.json").read_text())[
+            "learning_rate"] == best
+    trial_of = int((runs / "t" / "final" / "head.best").read_text())
+    same = trial_of in (0, 1)  # the best was one of the first two trials: its final runs were kept
+    assert (final / "trained.safetensors").stat().st_mtime_ns == before or not same
 
 
 def test_another_config_for_an_existing_study_is_refused(tuned):
@@ -102,6 +108,9 @@ def test_two_workers_share_one_study(tmp_path):
     assert [w.returncode for w in workers] == [0, 0], outputs
     done = [line for _, err in outputs for line in err.splitlines() if line.startswith("tune head: trial")]
     assert 4 <= len(trials(tmp_path, "head")) <= 5 and len(done) == len(trials(tmp_path, "head"))
+    rates = [json.loads((tmp_path / "t" / "trials" / n / "summary.json").read_text())["learning_rate"]
+             for n in trials(tmp_path, "head")]
+    assert len(set(rates)) == len(rates)  # the two workers' samplers are seeded apart: no trial twice
     assert not (tmp_path / "t" / "study.db").exists()  # the given storage, not the default
 
 
@@ -136,8 +145,14 @@ def test_the_recommendation_is_computed_from_the_numbers():
         "the difference is outside noise",
         "recommended: layerwise, within noise of the best (full) on test accuracy with 27,000 trained parameters"]
     alone = recommend([row("top", 0.85, None, 5_000, 30), row("head", 0.80, None, 100, 10)], "accuracy")
-    assert alone[-1] == "recommended: top, the best on test accuracy with 5,000 trained parameters"
-    assert alone[0].startswith("head: 5.0 ± 0.0 points below top at 2.0% of the parameters")
+    assert alone == ["head: 5.0 points below top at 2.0% of the parameters and 0.3x its time per epoch; "
+                     "no noise estimate (one seed)",
+                     "recommended: top, the best on test accuracy with 5,000 trained parameters"]
+    errors = [{**row("full", 0.30, 0.01, 1_000, 30), "inference_mse": 0.30, "inference_mse_sem": 0.01},
+              {**row("lora", 0.25, 0.01, 10, 30), "inference_mse": 0.25, "inference_mse_sem": 0.01}]
+    assert recommend(errors, "mse")[0] == ("lora: 0.05 MSE ± 0.0141 lower than full at 1.0% of the parameters "
+                                           "and 1.0x its time per epoch; the difference is outside noise")
+    assert recommend(errors, "mse")[-1].startswith("recommended: lora, the best on test MSE")
 
 
 def test_trials_run_as_ray_tasks_on_one_study(tmp_path):

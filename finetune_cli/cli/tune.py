@@ -61,6 +61,7 @@ def tune(
     workers: Annotated[Optional[int], typer.Option(min=1, help="Ray: trials at once (default: CPUs // "
                                                                "cpus-per-run).")] = None,
     cpus_per_run: Annotated[float, typer.Option(min=0.01, help="Ray: CPUs per trial.")] = 1.0,
+    gpus_per_run: Annotated[float, typer.Option(min=0.0, help="Ray: GPUs per trial (fractions share).")] = 0.0,
 ) -> None:
     """Tune each method's learning rate (and --space) with Optuna, re-run the best over seeds, compare."""
     from ..workflows.sweep import RayOptions
@@ -72,6 +73,6 @@ def tune(
                      space or [], set_ or [], name, pruner.value, storage)
     if launcher is Launcher.ray:
         require_ray()
-    ray = RayOptions(address, workers, cpus_per_run) if launcher is Launcher.ray else None
+    ray = RayOptions(address, workers, cpus_per_run, gpus_per_run) if launcher is Launcher.ray else None
     for line in tune_all(plan, runs_dir, err, ray):
         out.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -27,14 +27,26 @@ from typing import Any
 
 from ..config import RunConfig, check_name, config_to_dict, load_config
 from ..config_yaml import parse_override, read_yaml
-from ..errors import ConfigError
+from ..errors import ConfigError, FtcliError
 from ..methods.registry import METHODS
 from ..runs.folder import read_summary
 
 log = logging.getLogger(__name__)
 
-# what a --space value may be: a list of choices, or a log range `LO..HI`
-Space = tuple[Any, ...] | tuple[float, float, str]
+
+
+@dataclass(frozen=True)
+class LogRange:
+    """A --space `LO..HI`: numbers sampled on a log scale."""
+
+    lo: float
+    hi: float
+
+    def ends(self) -> tuple[float, float]:
+        return self.lo, self.hi
+
+
+Space = tuple[Any, ...] | LogRange  # what a --space value may be: a list of choices, or a log range
 
 
 @dataclass(frozen=True)
@@ -63,7 +75,7 @@ def parse_space(text: str) -> tuple[str | None, str, Space]:
         lo, hi = (parse_override(f"{key}={v}")[1] for v in values.split("..", 1))
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lo, hi)) or not 0 < lo < hi:
             raise ConfigError(f"--space {text}: a range is LO..HI with 0 < LO < HI (log scale)")
-        return method or None, key, (float(lo), float(hi), "log")
+        return method or None, key, LogRange(float(lo), float(hi))
     choices = tuple(parse_override(f"{key}={v}")[1] for v in values.split(","))
     if len(set(map(json.dumps, choices))) != len(choices):
         raise ConfigError(f"--space {text}: a value is given twice")
@@ -72,7 +84,7 @@ def parse_space(text: str) -> tuple[str | None, str, Space]:
 
 def method_spaces(methods: tuple[str, ...], spaces: list[str]) -> dict[str, dict[str, Space]]:
     """Each method's search space: its learning-rate range, then the --space keys for it."""
-    out = {m: {"train.learning_rate": (*METHODS[m].tune_range, "log")} for m in methods}
+    out: dict[str, dict[str, Space]] = {m: {"train.learning_rate": LogRange(*METHODS[m].tune_range)} for m in methods}
     for text in spaces:
         method, key, space = parse_space(text)
         check_key(key)
@@ -96,14 +108,15 @@ def check_plan(plan: TunePlan) -> None:
     """Every setting of every space must load as a config (one line naming the key otherwise)."""
     for method, space in plan.spaces.items():
         for key, choices in space.items():  # each choice (a range: both ends) loads as a config
-            for value in choices[:2] if choices[-1] == "log" else choices:
+            for value in choices.ends() if isinstance(choices, LogRange) else choices:
                 load_config(plan.config, [*plan.overrides, f"method.mode={method}", f"{key}={json.dumps(value)}"])
 
 
 def study_key(plan: TunePlan, method: str) -> str:
     """What a study was created for (the config file, --set, the space): a rerun must match it."""
     text = json.dumps([Path(plan.config).read_text(), list(plan.overrides), method,
-                       {k: list(v) for k, v in plan.spaces[method].items()}], sort_keys=True)
+                       {k: list(v.ends()) if isinstance(v, LogRange) else list(v)
+                        for k, v in plan.spaces[method].items()}], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -111,8 +124,8 @@ def suggest(trial, space: dict[str, Space]) -> dict[str, Any]:
     """The trial's setting of each key of the space (Optuna's suggest_* API)."""
     values = {}
     for key, choices in space.items():
-        if choices[-1] == "log":
-            values[key] = trial.suggest_float(key, choices[0], choices[1], log=True)
+        if isinstance(choices, LogRange):
+            values[key] = trial.suggest_float(key, choices.lo, choices.hi, log=True)
         else:
             picked = trial.suggest_categorical(key, [json.dumps(c) for c in choices])  # any YAML value
             values[key] = json.loads(picked)
@@ -133,8 +146,9 @@ def examples_seen(run_dir: Path) -> int:
 def copy_trial(source: Path, target: Path) -> None:
     """The best trial's run as the first seed of the final runs: the same config and seed train to
     the same bits, so it is copied, not trained again (its name recorded anew)."""
-    if target.exists():
-        return
+    if not (source / "summary.json").exists():
+        raise FtcliError(f"{source}: the best trial's run folder is not here (trained on another machine "
+                         "of a shared --storage?); run the final seeds where the trials' folders are")
     staging = target.with_name(f".{target.name}.{os.getpid()}")
     shutil.copytree(source, staging)
     summary = read_summary(staging)
@@ -144,6 +158,17 @@ def copy_trial(source: Path, target: Path) -> None:
         staging.rename(target)
     except OSError:  # another worker of the same study copied it first: the same files
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def start_finals(folder: Path, method: str, best: int) -> None:
+    """Final runs of an earlier best trial (a rerun with more budget found a better one) are removed
+    before the new best's are made; `final/<method>.best` records whose they are."""
+    mark = folder / f"{method}.best"
+    if mark.exists() and mark.read_text().strip() != str(best):
+        for old in folder.glob(f"{method}_seed=*"):
+            shutil.rmtree(old)
+    folder.mkdir(parents=True, exist_ok=True)
+    mark.write_text(f"{best}\n")
 
 
 def plan_tune(config: Path, methods: list[str], trials: int | None, minutes: float | None, seeds: int,
@@ -158,7 +183,7 @@ def plan_tune(config: Path, methods: list[str], trials: int | None, minutes: flo
     folder = check_name("--name", name or f"tune-{Path(config).stem}")
     if cfg.train.eval_every_steps is None:
         log.info("train.eval_every_steps is not set: the pruner sees one evaluation per epoch")
-    plan = TunePlan(folder, Path(config), tuple(overrides), tuple(methods), trials, minutes, seeds,
+    plan = TunePlan(folder, Path(config).resolve(), tuple(overrides), tuple(methods), trials, minutes, seeds,
                     method_spaces(tuple(methods), spaces), pruner, storage)
     check_plan(plan)
     return plan

@@ -5,6 +5,7 @@ over seeds and the answer."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from ..training.loop import RunFailed
 from .sweep import RayOptions, start_ray
 from .sweep_lock import run_lock
 from .train import RunPruned, train_from_config
-from .tune import TunePlan, copy_trial, examples_seen, study_key, suggest
+from .tune import TunePlan, copy_trial, examples_seen, start_finals, study_key, suggest
 
 HEARTBEAT_S = 60  # a running trial's process proves it is alive this often (Optuna's RDB heartbeat)
 GRACE_S = 180  # a trial silent for this long is failed and retried once (its process died)
@@ -38,16 +39,24 @@ def optuna_module():
     return optuna
 
 
-def open_storage(plan: TunePlan, folder: Path):
-    """The studies' RDB storage (SQLite in the tune folder by default), or one line why it cannot open."""
+def open_storage(plan: TunePlan, folder: Path, attempts: int = 5):
+    """The studies' RDB storage (SQLite in the tune folder by default), or one line why it cannot open.
+    Workers starting at once race to create its tables (a unique-constraint error for all but one):
+    the losers try again a moment later, when the tables exist."""
     optuna = optuna_module()
     url = plan.storage or f"sqlite:///{(folder / 'study.db').resolve()}"
-    try:
-        return optuna.storages.RDBStorage(
-            url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
-    except Exception as e:  # noqa: BLE001 - SQLAlchemy's errors are many; the user needs one line
-        raise ConfigError(f"--storage {plan.storage or url}: cannot open ({str(e).splitlines()[0][:200]})") from None
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+        except Exception as e:  # noqa: BLE001 - SQLAlchemy's errors are many; the user needs one line
+            if attempt + 1 < attempts and ("UNIQUE constraint" in str(e) or "locked" in str(e)):
+                time.sleep(0.5 + attempt)
+                continue
+            raise ConfigError(f"--storage {plan.storage or url}: cannot open ({str(e).splitlines()[0][:200]})") \
+                from None
+    raise AssertionError("unreachable")
 
 
 def make_pruner(name: str):
@@ -55,15 +64,19 @@ def make_pruner(name: str):
     return optuna.pruners.HyperbandPruner() if name == "hyperband" else optuna.pruners.SuccessiveHalvingPruner()
 
 
-def open_study(plan: TunePlan, method: str, storage, seed: int):
-    """The method's study, created or loaded; one made for another config is refused."""
+def open_study(plan: TunePlan, method: str, storage, seed: int, worker: int = 0):
+    """The method's study, created or loaded; one made for another config is refused. The sampler's
+    seed is the config's for a fresh study in one process (reproducible), and differs for every
+    rerun (the trials so far) and every parallel worker (`worker`), which would otherwise draw the
+    same settings again."""
     optuna = optuna_module()
     lower = load_config(plan.config, list(plan.overrides)).train.select_metric in LOWER_IS_BETTER
     startup = max(2, min(10, (plan.trials or 30) // 3))  # TPE's random start: a third of a small budget
     study = optuna.create_study(
         storage=storage, study_name=f"{plan.name}-{method}", load_if_exists=True,
-        direction="minimize" if lower else "maximize", pruner=make_pruner(plan.pruner),
-        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup))
+        direction="minimize" if lower else "maximize", pruner=make_pruner(plan.pruner))
+    salt = len(study.trials) * 7919 + worker * 104729  # primes: distinct seeds for distinct (rerun, worker)
+    study.sampler = optuna.samplers.TPESampler(seed=seed + salt, n_startup_trials=startup)
     key = study_key(plan, method)
     made_for = study.user_attrs.get("ftcli_key")
     if made_for is None:
@@ -115,7 +128,11 @@ def trial_objective(plan: TunePlan, method: str, folder: Path, console):
                     raise RunPruned(f"pruned by ftcli tune at step {record.step}: val {METRIC_TEXT[metric]} "
                                     f"{value:.4f}")
 
-        trial.set_user_attr("run", str(folder / "trials" / name))
+        run = (folder / "trials" / name).resolve()
+        if run.exists():  # trial numbers restart in a new storage: never train over another study's trial
+            raise FtcliError(f"{run}: holds a trial of another study (a new --storage, or study.db deleted?); "
+                             "give this tune another --name")
+        trial.set_user_attr("run", str(run))
         try:
             summary = train_from_config(cfg, plan.config, folder / "trials", True, console, observer=observe)
         except RunPruned:
@@ -130,11 +147,11 @@ def trial_objective(plan: TunePlan, method: str, folder: Path, console):
     return objective
 
 
-def optimize_method(plan: TunePlan, folder: Path, method: str, console, storage) -> Any:
+def optimize_method(plan: TunePlan, folder: Path, method: str, console, storage, worker: int = 0) -> Any:
     """One method's study run to its budget (trials, or its share of the minutes); other workers of
     the same study count towards the trials."""
     optuna = optuna_module()
-    study = open_study(plan, method, storage, load_config(plan.config, list(plan.overrides)).seed)
+    study = open_study(plan, method, storage, load_config(plan.config, list(plan.overrides)).seed, worker)
     ended = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     callbacks = [Progress(method, console).trial_ended]
     callbacks += [optuna.study.MaxTrialsCallback(plan.trials, states=ended)] if plan.trials else []
@@ -149,9 +166,17 @@ def optimize_method(plan: TunePlan, folder: Path, method: str, console, storage)
 def run_studies(plan: TunePlan, folder: Path, console, storage, ray: RayOptions | None = None) -> dict[str, Any]:
     """Every method's study to its budget: here one after another, or (`ray`) as Ray tasks, as many per
     method as the cluster has slots, all on the one storage; then the studies as they ended."""
-    if ray is not None:
-        run_on_ray(plan, folder, ray)
-    return {method: optimize_method(plan, folder, method, console, storage) for method in plan.methods}
+    if ray is None:
+        return {method: optimize_method(plan, folder, method, console, storage, worker_id(plan)) for method in
+                plan.methods}
+    run_on_ray(plan, folder, ray)
+    return {method: open_study(plan, method, storage, 0) for method in plan.methods}  # as the workers left them
+
+
+def worker_id(plan: TunePlan) -> int:
+    """0 for the one process of a tune in its own folder's storage; with a shared --storage, this
+    process's id (several workers may start at once)."""
+    return 0 if plan.storage is None else os.getpid()
 
 
 def run_on_ray(plan: TunePlan, folder: Path, options: RayOptions) -> None:
@@ -161,16 +186,17 @@ def run_on_ray(plan: TunePlan, folder: Path, options: RayOptions) -> None:
     try:
         slots = options.workers or max(1, int(ray.cluster_resources().get("CPU", 1) // options.cpus))
         task = ray.remote(num_cpus=options.cpus, num_gpus=options.gpus)(_ray_worker)
-        ray.get([task.remote(plan, folder.resolve(), method) for method in plan.methods for _ in range(slots)])
+        ray.get([task.remote(plan, folder.resolve(), method, 1 + i) for method in plan.methods
+                 for i in range(slots)])
     finally:
         ray.shutdown()
 
 
-def _ray_worker(plan: TunePlan, folder: Path, method: str) -> None:
+def _ray_worker(plan: TunePlan, folder: Path, method: str, worker: int) -> None:
     """A Ray task: trials of one study until its budget is spent (progress to the worker's log)."""
     from rich.console import Console
 
-    optimize_method(plan, folder, method, Console(stderr=True, soft_wrap=True), open_storage(plan, folder))
+    optimize_method(plan, folder, method, Console(stderr=True, soft_wrap=True), open_storage(plan, folder), worker)
 
 
 def final_runs(plan: TunePlan, folder: Path, studies: dict, console) -> None:
@@ -182,9 +208,9 @@ def final_runs(plan: TunePlan, folder: Path, studies: dict, console) -> None:
                              "give it more trials")
         best = study.best_trial
         base = load_config(plan.config, list(plan.overrides)).seed
-        (folder / "final").mkdir(exist_ok=True)
+        start_finals(folder / "final", method, best.number)
         copy_trial(Path(best.user_attrs["run"]), folder / "final" / f"{method}_seed={base}")
-        setting = [f"{k}={v}" for k, v in best.params.items()]
+        setting = [f"{k}={json.dumps(v)}" for k, v in best_setting(best).items()]
         for seed in range(base + 1, base + plan.seeds):
             name = f"{method}_seed={seed}"
             overrides = [*plan.overrides, f"method.mode={method}", *setting, f"seed={seed}", f"name={json.dumps(name)}"]
@@ -196,7 +222,7 @@ def final_runs(plan: TunePlan, folder: Path, studies: dict, console) -> None:
 
 def answer(plan: TunePlan, folder: Path, studies: dict, started: float) -> list[str]:
     """The final table (markdown), the recommendation and the compute, written to tune.json and tune.md."""
-    found = compare_runs(folder / "final")
+    found = compare_runs(folder / "final", modes=list(plan.methods))  # not an earlier tune's other methods
     metric = found.rows[0]["metric"]
     lines = recommend(found.rows, metric)
     examples = {m: sum(t.user_attrs.get("examples", 0) for t in s.trials) for m, s in studies.items()}
@@ -204,9 +230,14 @@ def answer(plan: TunePlan, folder: Path, studies: dict, started: float) -> list[
     write_json(folder / "tune.json", {"schema_version": 1, "metric": metric, "rows": found.rows,
                                       "recommendation": lines, "trial_examples": examples,
                                       "wall_seconds": time.time() - started,
-                                      "best": {m: s.best_trial.params for m, s in studies.items()}})
+                                      "best": {m: best_setting(s.best_trial) for m, s in studies.items()}})
     (folder / "tune.md").write_text(table + "\n" + "\n".join(f"* {line}" for line in lines) + "\n")
     return [table, *lines]
+
+
+def best_setting(trial) -> dict[str, Any]:
+    """A trial's setting as config values (choices are stored as JSON text: see tune.suggest)."""
+    return {k: json.loads(v) if isinstance(v, str) else v for k, v in trial.params.items()}
 
 
 def tune_all(plan: TunePlan, runs_dir: Path, console, ray: RayOptions | None = None) -> list[str]:
