@@ -202,3 +202,14 @@ def test_a_resumed_run_keeps_selecting_by_its_metric(tmp_path, monkeypatch):
                     resume=True)
     assert resumed.best.epoch == 3 and [m.evals_without_improvement for m in resumed.metrics] == [0, 0, 0]
     assert all(set(m.val_scores) == {"accuracy", "macro_f1"} for m in resumed.metrics)  # records survive it
+
+
+def test_runs_of_different_precisions_train_in_one_process(tmp_path):
+    """A sweep or tune runs its cells in one process; accelerate keeps one precision per process
+    unless it is reset between runs (a bf16 cell after an fp32 one failed before)."""
+    from helpers import CONFIGS, FAST, ftcli
+
+    for precision in ("no", "bf16", "no"):
+        result = ftcli("train", CONFIGS / "smoke" / "top.yaml", "--runs-dir", tmp_path, "--name", f"p-{precision}",
+                       "--overwrite", "--set", f"train.mixed_precision={precision}", *FAST)
+        assert result.exit_code == 0, result.output
