@@ -150,3 +150,28 @@ def test_bad_gemm_sizes_are_one_line():
     result = runner.invoke(app, ["bench", *TINY[:-2], "--gemm-sizes", "8,x"])
     assert result.exit_code == 2 and "--gemm-sizes: got '8,x', expected comma-separated integers 16..65536" in \
         result.output
+
+
+def test_every_contender_is_timed_in_every_precision(tmp_path):
+    out = tmp_path / "b.json"
+    result = runner.invoke(app, ["bench", *TINY, "--modes", "top,full", "--no-memory", "--precision", "bf16,fp32",
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    rows = {(r["name"], r["precision"]): r for r in data["rows"]}
+    assert list(rows) == [(n, p) for p in ("fp32", "bf16") for n in ("reference", "top", "full")]  # fp32 first
+    for (name, precision), r in rows.items():
+        fp32 = rows[(name, "fp32")]
+        assert r["train_ratio_to_fp32"] == pytest.approx(r["train_examples_per_s"] / fp32["train_examples_per_s"])
+        assert r["train_ratio_to_reference"] == pytest.approx(
+            r["train_examples_per_s"] / rows[("reference", precision)]["train_examples_per_s"])
+        bound = data["gemm_bound"][precision]["peak_gflops_per_s"]
+        assert r["train_mfu"] == pytest.approx(min(1.0, r["train_gflops_per_s"] / bound))
+        assert math.isfinite(r["last_loss"])
+    assert "× fp32" in result.output and "bf16" in result.output
+
+
+def test_an_unknown_precision_is_one_line():
+    result = runner.invoke(app, ["bench", *TINY, "--precision", "fp8"])
+    assert result.exit_code == 2 and "--precision: got 'fp8', expected a comma-separated list of fp32, bf16" in \
+        result.output

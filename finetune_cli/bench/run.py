@@ -25,7 +25,6 @@ from typing import Any
 
 import torch
 import transformers
-from rich.table import Table
 
 from ..bench.contenders import REFERENCE, Batch, Contender, Inputs, build, make_inputs, tokenizer_for
 from ..bench.measure import (
@@ -64,6 +63,7 @@ class Settings:
     device: torch.device
     memory: bool
     memory_steps: int
+    precisions: tuple[str, ...] = ("fp32",)  # each contender is timed in each (bf16: torch.autocast, as accelerate)
 
 
 @dataclass
@@ -91,6 +91,23 @@ def parse_modes(text: str) -> list[str]:
     return list(dict.fromkeys(modes))
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
+def parse_precisions(text: str) -> tuple[str, ...]:
+    """`--precision fp32,bf16`: the precisions every contender is timed in (fp32 first when present)."""
+    found = tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    if not found or any(p not in PRECISIONS for p in found):
+        raise ConfigError(f"--precision: got {text!r}, expected a comma-separated list of {', '.join(PRECISIONS)}")
+    return tuple(sorted(found, key=PRECISIONS.index))
+
+
+def autocast(device: torch.device, precision: str):
+    """The context a contender's step runs in: bf16 autocast (what train.mixed_precision: bf16 gives
+    through accelerate), or none for fp32."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def check_settings(steps: int, warmup: int, seq: int, batch: int, eval_batch: int, threads: int | None) -> None:
     if steps < 1 or warmup < 0 or seq < 8 or batch < 1 or eval_batch < 1:
         raise ConfigError("bench: need steps >= 1, warmup >= 0, seq >= 8, batch >= 1, eval batch >= 1")
@@ -102,14 +119,16 @@ def run_bench(model: str = "minilm-l6", dataset: str = "imdb", modes: list[str] 
               seq: int = 128, batch: int = 16, steps: int = 10, warmup: int = 2, eval_batch: int = 64,
               eval_steps: int | None = None, bottleneck: int = 64, seed: int = 0, threads: int | None = None,
               device: str = "auto", memory: bool = True, memory_steps: int = 2,
-              log: Callable[[str], None] | None = None, gemm_sizes: tuple[int, ...] | None = None) -> dict[str, Any]:
+              log: Callable[[str], None] | None = None, gemm_sizes: tuple[int, ...] | None = None,
+              precisions: tuple[str, ...] = ("fp32",)) -> dict[str, Any]:
     """Measure every contender (the reference, then `modes`); returns the JSON-ready result."""
     say = log or (lambda _msg: None)
     check_settings(steps, warmup, seq, batch, eval_batch, threads)
     if threads is not None:
         torch.set_num_threads(threads)
     s = Settings(model, dataset, [REFERENCE, *parse_modes(",".join(modes))], seq, batch, steps, warmup, eval_batch,
-                 eval_steps or max(3, steps // 2), bottleneck, seed, resolve_device(device), memory, memory_steps)
+                 eval_steps or max(3, steps // 2), bottleneck, seed, resolve_device(device), memory, memory_steps,
+                 parse_precisions(",".join(precisions)))
     load_start = _loadavg()
     with tempfile.TemporaryDirectory(prefix="ftcli-bench-") as tmp:
         inputs = make_inputs(tokenizer_for(model), dataset, seq, batch, eval_batch)
@@ -120,12 +139,17 @@ def run_bench(model: str = "minilm-l6", dataset: str = "imdb", modes: list[str] 
         say(f"GEMM upper bound: square torch.mm of {', '.join(map(str, sizes))}, fp32 and bf16")
         bounds = {"fp32": gemm_peak(s.device, torch.float32, sizes), "bf16": gemm_peak(s.device, torch.bfloat16, sizes)}
         flops = {c.name: count_flops(c.model, train_batches[0]) for c in contenders}
-        times = time_training(contenders, train_batches, s, say)
-        times.eval = time_evaluation(contenders, inputs, s, say)
+        timings = {}
+        for precision in s.precisions:
+            timings[precision] = time_training(contenders, train_batches, s, say, precision)
+            timings[precision].eval = time_evaluation(contenders, inputs, s, say, precision)
         counts = {c.name: (c.trainable, c.total) for c in contenders}
         del contenders, train_batches
         mem = measure_memory(s, inputs, tmp, say) if memory else {}
-    rows = [result_row(name, s, times, flops[name], counts[name], mem.get(name), bounds["fp32"]) for name in s.names]
+    rows = []
+    for precision, times in timings.items():  # memory is measured in fp32 only
+        rows += [{**result_row(name, s, times, flops[name], counts[name], mem.get(name) if precision == "fp32"
+                               else None, bounds[precision]), "precision": precision} for name in s.names]
     _add_ratios(rows)
     meta = {**bench_meta(s, config, inputs), "loadavg_start": load_start, "loadavg_end": _loadavg()}
     return {"meta": meta, "gemm_bound": bounds, "rows": rows}
@@ -140,16 +164,17 @@ def build_all(s: Settings, num_labels: int, tmp: Path, say: Callable[[str], None
 
 
 def time_training(contenders: list[Contender], batches: list[Batch], s: Settings,
-                  say: Callable[[str], None]) -> Timings:
-    """Warm-up and timed training steps, interleaved: one step of every contender per round."""
+                  say: Callable[[str], None], precision: str = "fp32") -> Timings:
+    """Warm-up and timed training steps in `precision`, interleaved: one step of every contender per round."""
     times = Timings(train={c.name: [] for c in contenders}, losses={c.name: [] for c in contenders})
     for c in contenders:
         c.model.train()
     for r in range(s.warmup + s.steps):
-        say(f"train round {r + 1}/{s.warmup + s.steps}{' (warm-up)' if r < s.warmup else ''}")
+        say(f"{precision} train round {r + 1}/{s.warmup + s.steps}{' (warm-up)' if r < s.warmup else ''}")
         b = batches[r % len(batches)]
         for c in contenders:
-            seconds, loss = timed(c.step, b, s.device)
+            with autocast(s.device, precision):
+                seconds, loss = timed(c.step, b, s.device)
             times.losses[c.name].append(loss)
             if r >= s.warmup:
                 times.train[c.name].append(seconds)
@@ -157,15 +182,15 @@ def time_training(contenders: list[Contender], batches: list[Batch], s: Settings
 
 
 def time_evaluation(contenders: list[Contender], inputs: Inputs, s: Settings,
-                    say: Callable[[str], None]) -> dict[str, list[float]]:
+                    say: Callable[[str], None], precision: str = "fp32") -> dict[str, list[float]]:
     """One warm-up round and `eval_steps` timed rounds of a forward pass and argmax, interleaved."""
     batch = {k: v.to(s.device) for k, v in inputs.eval.items() if k != "labels"}
     times: dict[str, list[float]] = {c.name: [] for c in contenders}
     for c in contenders:
         c.model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(s.device, precision):
         for r in range(1 + s.eval_steps):
-            say(f"eval round {r + 1}/{1 + s.eval_steps}{' (warm-up)' if r == 0 else ''}")
+            say(f"{precision} eval round {r + 1}/{1 + s.eval_steps}{' (warm-up)' if r == 0 else ''}")
             for c in contenders:
                 seconds, _ = timed(lambda x, c=c: c.model(**x).logits.argmax(-1), batch, s.device)
                 if r >= 1:
@@ -217,7 +242,8 @@ def bench_meta(s: Settings, config: Any, inputs: Inputs) -> dict[str, Any]:
         "attn_implementation": getattr(config, "_attn_implementation", None),
         "inputs": inputs.how, "seq": s.seq, "batch": s.batch, "steps": s.steps, "warmup": s.warmup,
         "eval_batch": s.eval_batch, "eval_steps": s.eval_steps, "bottleneck": s.bottleneck, "seed": s.seed,
-        "dtype": "float32", "memory_method": MEMORY_METHOD_CUDA if s.device.type == "cuda" else MEMORY_METHOD_CPU,
+        "dtype": "float32 weights; " + ", ".join(s.precisions) + " steps",
+        "memory_method": MEMORY_METHOD_CUDA if s.device.type == "cuda" else MEMORY_METHOD_CPU,
         "memory_steps": s.memory_steps if s.memory else None,
         "loop": "product: train_one_epoch without accelerate; reference: plain HF loop",
         "interleaved": "round-robin: each round runs one step of every contender",
@@ -226,13 +252,17 @@ def bench_meta(s: Settings, config: Any, inputs: Inputs) -> dict[str, Any]:
 
 
 def _add_ratios(rows: list[dict]) -> None:
-    by = {r["name"]: r for r in rows}
+    """Ratios to full and to the reference within a precision; `*_ratio_to_fp32`: to the contender's
+    own fp32 row (None without one)."""
+    by = {(r["name"], r["precision"]): r for r in rows}
 
     def ratio(value, base):
         return None if value is None or base in (None, 0) else value / base
 
-    full, ref = by.get("full"), by[REFERENCE]
     for r in rows:
+        full, ref, fp32 = by.get(("full", r["precision"])), by[(REFERENCE, r["precision"])], by.get((r["name"], "fp32"))
+        r["train_ratio_to_fp32"] = ratio(r["train_examples_per_s"], fp32 and fp32["train_examples_per_s"])
+        r["eval_ratio_to_fp32"] = ratio(r["eval_examples_per_s"], fp32 and fp32["eval_examples_per_s"])
         r["train_ratio_to_full"] = ratio(r["train_examples_per_s"], full and full["train_examples_per_s"])
         r["train_ratio_to_reference"] = ratio(r["train_examples_per_s"], ref["train_examples_per_s"])
         r["eval_ratio_to_reference"] = ratio(r["eval_examples_per_s"], ref["eval_examples_per_s"])
@@ -256,64 +286,6 @@ def _device_name(dev: torch.device) -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-# ----------------------------------------------------------------------------------------------
-# Rendering
-
-
-def header_lines(result: dict[str, Any]) -> list[str]:
-    m, bounds = result["meta"], result["gemm_bound"]
-    shapes = "; ".join(f"{p}: " + ", ".join(f"{x['n']} {x['gflops']:.1f}" for x in b["shapes"])
-                       + f" -> {b['peak_gflops_per_s']:.1f}" for p, b in bounds.items())
-    raised = [r["name"] for r in result["rows"] if r["mfu_bound_raised"]]
-    return [
-        f"device: {m['device']} ({m['device_name']}) | threads: {m['threads']} | torch {m['torch']} | "
-        f"transformers {m['transformers']} | {m['dtype']} | attention: {m['attn_implementation']}",
-        f"model: {m['model']} | data: {m['dataset']} sample ({m['inputs']}) | seq {m['seq']} | batch {m['batch']} | "
-        f"steps {m['steps']} (+{m['warmup']} warm-up, interleaved) | eval batch {m['eval_batch']} x "
-        f"{m['eval_steps']} | bottleneck {m['bottleneck']}",
-        f"GEMM upper bound (best GFLOP/s of square torch.mm, n x n x n, all threads; MFU is of fp32): {shapes}",
-        *([f"faster than the GEMM bound (measured under load?): {', '.join(raised)}; their MFU is shown as 100%"]
-          if raised else []),
-        f"load average (1/5/15 min) at start {m['loadavg_start']}, at end {m['loadavg_end']} on {m['cpu_count']} CPUs",
-    ] + _contention_warning(m) + _cache_note(result)
-
-
-def _cache_note(result: dict[str, Any]) -> list[str]:
-    cacheable = [r["name"] for r in result["rows"] if r["name"] in ("top", "head")]
-    if not cacheable:
-        return []
-    return [f"{'/'.join(cacheable)}: the uncached step (train.cache_frozen_encoder: false); with the cache, epochs "
-            "after the first skip the frozen encoder: benchmarks/epoch_cache.py times them"]
-
-
-def _contention_warning(meta: dict[str, Any]) -> list[str]:
-    """A busy machine: with several torch threads every parallel op waits for the slowest thread."""
-    load, cpus = meta.get("loadavg_start"), meta.get("cpu_count") or 1
-    if not load or meta["device"] != "cpu" or load[0] < 0.5:
-        return []
-    return [f"WARNING: the machine was busy (load {load[0]} on {cpus} CPUs) before the benchmark started; "
-            "timings include other processes' use of the CPU"
-            + (" and OpenMP waits for descheduled threads (compare --threads 1)" if meta["threads"] > 1 else "")]
-
-
-def render_table(result: dict[str, Any]) -> Table:
-    def x(v):
-        return "-" if v is None else f"{v:.2f}x"
-
-    table = Table(title="ftcli bench: training step (median of interleaved steps), evaluation, memory")
-    for col in ("mode", "trainable params", "train ex/s", "× full", "× ref", "eval ex/s",
-                "peak train MB", "mem × ref", "GFLOP/s", "MFU"):
-        table.add_column(col, justify="left" if col == "mode" else "right")
-    for r in result["rows"]:
-        mem = r["peak_train_memory_mb"]
-        table.add_row(r["name"], f"{r['trainable_params']:,}", f"{r['train_examples_per_s']:.2f}",
-                      x(r["train_ratio_to_full"]), x(r["train_ratio_to_reference"]),
-                      f"{r['eval_examples_per_s']:.1f}", "-" if mem is None else f"{mem:.0f}",
-                      x(r["memory_ratio_to_reference"]), f"{r['train_gflops_per_s']:.1f}",
-                      f"{100 * r['train_mfu']:.0f}%")
-    return table
 
 
 def write_json(result: dict[str, Any], path: Path) -> None:

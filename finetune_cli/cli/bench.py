@@ -31,16 +31,19 @@ def bench(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     memory: Annotated[bool, typer.Option(help="Measure peak training memory (one child process each).")] = True,
     out_file: Annotated[Path, typer.Option("--out", help="Where the JSON result goes.")] = Path("bench.json"),
+    precision: Annotated[str, typer.Option(help="Comma-separated precisions every contender is timed in: fp32, "
+                                                "bf16 (autocast; columns × fp32 compare them).")] = "fp32",
     gemm_sizes: Annotated[Optional[str], typer.Option(help="Square GEMM sizes n whose best rate is the MFU "
                                                            "bound (default 1024,2048,4096 on CPU).")] = None,
 ) -> None:
     """Training / evaluation throughput, peak memory and MFU of each mode vs the plain HF loop."""
-    from ..bench.run import header_lines, parse_modes, render_table, run_bench, write_json
+    from ..bench.render import header_lines, render_table
+    from ..bench.run import parse_modes, parse_precisions, run_bench, write_json
 
     result = run_bench(model=model, dataset=dataset, modes=parse_modes(modes), seq=seq, batch=batch, steps=steps,
                        warmup=warmup, eval_batch=eval_batch, bottleneck=bottleneck, threads=threads,
                        device=device, memory=memory, log=lambda msg: err.print(f"ftcli bench: {msg}", highlight=False),
-                       gemm_sizes=parse_sizes(gemm_sizes))
+                       gemm_sizes=parse_sizes(gemm_sizes), precisions=parse_precisions(precision))
     for line in header_lines(result):
         out.print(line, highlight=False, soft_wrap=True)
     print_table(render_table(result))

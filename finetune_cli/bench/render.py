@@ -1,0 +1,68 @@
+"""`ftcli bench`'s output: the header lines (set-up, GEMM bounds, load) and the table, one row per
+contender and precision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+
+def header_lines(result: dict[str, Any]) -> list[str]:
+    m, bounds = result["meta"], result["gemm_bound"]
+    shapes = "; ".join(f"{p}: " + ", ".join(f"{x['n']} {x['gflops']:.1f}" for x in b["shapes"])
+                       + f" -> {b['peak_gflops_per_s']:.1f}" for p, b in bounds.items())
+    raised = [f"{r['name']} ({r['precision']})" for r in result["rows"] if r["mfu_bound_raised"]]
+    return [
+        f"device: {m['device']} ({m['device_name']}) | threads: {m['threads']} | torch {m['torch']} | "
+        f"transformers {m['transformers']} | {m['dtype']} | attention: {m['attn_implementation']}",
+        f"model: {m['model']} | data: {m['dataset']} sample ({m['inputs']}) | seq {m['seq']} | batch {m['batch']} | "
+        f"steps {m['steps']} (+{m['warmup']} warm-up, interleaved) | eval batch {m['eval_batch']} x "
+        f"{m['eval_steps']} | bottleneck {m['bottleneck']}",
+        f"GEMM upper bound (best GFLOP/s of square torch.mm, n x n x n, all threads; each row's MFU is against "
+        f"its precision's): {shapes}",
+        *([f"faster than the GEMM bound (measured under load?): {', '.join(raised)}; their MFU is shown as 100%"]
+          if raised else []),
+        f"load average (1/5/15 min) at start {m['loadavg_start']}, at end {m['loadavg_end']} on {m['cpu_count']} CPUs",
+    ] + _contention_warning(m) + _cache_note(result)
+
+
+def _cache_note(result: dict[str, Any]) -> list[str]:
+    cacheable = [r["name"] for r in result["rows"] if r["name"] in ("top", "head")]
+    if not cacheable:
+        return []
+    return [f"{'/'.join(cacheable)}: the uncached step (train.cache_frozen_encoder: false); with the cache, epochs "
+            "after the first skip the frozen encoder: benchmarks/epoch_cache.py times them"]
+
+
+def _contention_warning(meta: dict[str, Any]) -> list[str]:
+    """A busy machine: with several torch threads every parallel op waits for the slowest thread."""
+    load, cpus = meta.get("loadavg_start"), meta.get("cpu_count") or 1
+    if not load or meta["device"] != "cpu" or load[0] < 0.5:
+        return []
+    return [f"WARNING: the machine was busy (load {load[0]} on {cpus} CPUs) before the benchmark started; "
+            "timings include other processes' use of the CPU"
+            + (" and OpenMP waits for descheduled threads (compare --threads 1)" if meta["threads"] > 1 else "")]
+
+
+def render_table(result: dict[str, Any]) -> Table:
+    """One row per contender and precision; the ratios are within a precision, `× fp32` across."""
+    def x(v):
+        return "-" if v is None else f"{v:.2f}x"
+
+    several = len({r["precision"] for r in result["rows"]}) > 1
+    table = Table(title="ftcli bench: training step (median of interleaved steps), evaluation, memory")
+    columns = ["mode", *(["precision", "× fp32"] if several else []), "trainable params", "train ex/s", "× full",
+               "× ref", "eval ex/s", "eval × fp32", "peak train MB", "mem × ref", "GFLOP/s", "MFU"]
+    columns = [c for c in columns if several or c != "eval × fp32"]
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("mode", "precision") else "right")
+    for r in result["rows"]:
+        mem = r["peak_train_memory_mb"]
+        table.add_row(r["name"], *([r["precision"], x(r["train_ratio_to_fp32"])] if several else []),
+                      f"{r['trainable_params']:,}", f"{r['train_examples_per_s']:.2f}",
+                      x(r["train_ratio_to_full"]), x(r["train_ratio_to_reference"]), f"{r['eval_examples_per_s']:.1f}",
+                      *([x(r["eval_ratio_to_fp32"])] if several else []), "-" if mem is None else f"{mem:.0f}",
+                      x(r["memory_ratio_to_reference"]), f"{r['train_gflops_per_s']:.1f}",
+                      f"{100 * r['train_mfu']:.0f}%")
+    return table
