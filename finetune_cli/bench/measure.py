@@ -87,8 +87,8 @@ GEMM_SIZES = {"cpu": (1024, 2048, 4096), "cuda": (4096, 8192, 16384)}
 def gemm_peak(device: torch.device, dtype: torch.dtype, sizes: tuple[int, ...], reps: int = 5,
               clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
     """The device's upper bound at `dtype`: the best rate (fastest of `reps`, after two untimed runs)
-    of square torch.mm [n,n]@[n,n] on all threads, over `sizes`; large GEMMs are the most efficient
-    work a device does, so a model step (GEMMs plus everything else) stays below it."""
+    of square torch.mm [n,n]@[n,n] on torch's threads (those the benchmark uses), over `sizes`; large
+    GEMMs are the most efficient work a device does, so a model step (GEMMs and the rest) stays below it."""
     shapes = []
     for n in sizes:
         a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))

@@ -19,7 +19,8 @@ def header_lines(result: dict[str, Any]) -> list[str]:
         f"model: {m['model']} | data: {m['dataset']} sample ({m['inputs']}) | seq {m['seq']} | batch {m['batch']} | "
         f"steps {m['steps']} (+{m['warmup']} warm-up, interleaved) | eval batch {m['eval_batch']} x "
         f"{m['eval_steps']} | bottleneck {m['bottleneck']}",
-        f"GEMM upper bound (best GFLOP/s of square torch.mm, n x n x n, all threads; each row's MFU is against "
+        f"GEMM upper bound (best GFLOP/s of square torch.mm, n x n x n, on the benchmark's threads; each row's MFU "
+        f"is against "
         f"its precision's): {shapes}",
         *([f"faster than the GEMM bound (measured under load?): {', '.join(raised)}; their MFU is shown as 100%"]
           if raised else []),
@@ -28,7 +29,7 @@ def header_lines(result: dict[str, Any]) -> list[str]:
 
 
 def _cache_note(result: dict[str, Any]) -> list[str]:
-    cacheable = [r["name"] for r in result["rows"] if r["name"] in ("top", "head")]
+    cacheable = list(dict.fromkeys(r["name"] for r in result["rows"] if r["name"] in ("top", "head")))  # once each
     if not cacheable:
         return []
     return [f"{'/'.join(cacheable)}: the uncached step (train.cache_frozen_encoder: false); with the cache, epochs "
