@@ -25,6 +25,8 @@ from .train import RunPruned, train_from_config
 from .tune import TunePlan, copy_trial, examples_seen, start_finals, study_key, suggest
 
 HEARTBEAT_S = 60  # a running trial's process proves it is alive this often (Optuna's RDB heartbeat)
+# what SQLAlchemy says when another worker is creating the same tables at this moment
+RACES = ("IntegrityError", "UNIQUE constraint", "already exists", "database is locked")
 GRACE_S = 180  # a trial silent for this long is failed and retried once (its process died)
 
 
@@ -51,10 +53,12 @@ def open_storage(plan: TunePlan, folder: Path, attempts: int = 5):
                 url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
         except Exception as e:  # noqa: BLE001 - SQLAlchemy's errors are many; the user needs one line
-            if attempt + 1 < attempts and ("UNIQUE constraint" in str(e) or "locked" in str(e)):
+            text = f"{type(e).__name__}: {e}"
+            racing = url.startswith("sqlite") or any(w in text for w in RACES)  # a local file: a race or a lock
+            if attempt + 1 < attempts and racing:
                 time.sleep(0.5 + attempt)
                 continue
-            raise ConfigError(f"--storage {plan.storage or url}: cannot open ({str(e).splitlines()[0][:200]})") \
+            raise ConfigError(f"--storage {plan.storage or url}: cannot open ({text.splitlines()[0][:200]})") \
                 from None
     raise AssertionError("unreachable")
 
