@@ -6,6 +6,8 @@ copies in ../shared/data), 2,000 train / 2,000 validation / 2,000 test examples,
 layerwise / top, 2 seeds. Compute is what each trained: optimizer steps x batch size, summed over
 every run (pruned ones included), read from the run folders. Both halves are resumable (rerun the
 script after a kill); the grid is `ftcli sweep`, the tune is `ftcli tune` with a trial budget.
+`--halves tune` runs the tune alone (the grid's table is then docs/results.md's claim sweep) and
+prints the grid's compute as planned by its sweep file: every grid run trains all its epochs.
 
     python benchmarks/tune_vs_grid.py --data ../shared/data --out /tmp/tune_vs_grid --budget 6
 """
@@ -20,6 +22,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+CLAIM = ROOT / "configs" / "sweeps" / "claim.yaml"
 DATASETS, METHODS = ("ag_news", "snli"), ("full", "layerwise", "top")
 SIZES = ["--set", "data.max_train_samples=2000", "--set", "data.max_eval_samples=2000", "--set", "train.epochs=3"]
 
@@ -37,9 +40,21 @@ def examples(folder: Path) -> int:
                if not (p.parent.parent.name == "final" and p.parent.name.endswith("_seed=0")))
 
 
+def planned_examples(sweep_file: Path, data: Path) -> int:
+    """Training examples the sweep's runs process when each trains every epoch (no early stopping):
+    epochs x optimizer steps per epoch x batch x accumulation, from each run's config."""
+    from finetune_cli.workflows.sweep import load_sweep
+
+    total = 0
+    for run in load_sweep(sweep_file, [f"data.source={data}"]).runs:
+        train, per_step = run.cfg.train, run.cfg.train.batch_size * run.cfg.train.grad_accumulation_steps
+        total += train.epochs * -(-run.cfg.data.max_train_samples // per_step) * per_step
+    return total
+
+
 def grid(data: Path, out: Path) -> tuple[dict, float]:
     started = time.time()
-    ftcli("sweep", ROOT / "configs" / "sweeps" / "claim.yaml", "--runs-dir", out, "--set", f"data.source={data}")
+    ftcli("sweep", CLAIM, "--runs-dir", out, "--set", f"data.source={data}")
     rows = json.loads(subprocess.run(  # noqa: S603 - our own CLI
         [sys.executable, "-m", "finetune_cli", "compare", out / "claim", "--best-of", "train.learning_rate",
          "--format", "json"], check=True, capture_output=True, text=True).stdout)
@@ -52,9 +67,23 @@ def tune(data: Path, out: Path, budget: str) -> tuple[dict, float]:
         ftcli("tune", ROOT / "configs" / f"{dataset}_layerwise.yaml", "--runs-dir", out,
               "--name", f"tune-{dataset}", "--methods", ",".join(METHODS), "--budget", budget, "--seeds", "2",
               "--set", f"data.source={data}", "--set", "train.eval_every_steps=50", *SIZES)
-        for row in json.loads((out / f"tune-{dataset}" / "tune.json").read_text())["rows"]:
-            rows[(row["dataset"], row["mode"])] = row
+        found = json.loads((out / f"tune-{dataset}" / "tune.json").read_text())
+        for row in found["rows"]:
+            rows[(row["dataset"], row["mode"])] = {**row, "setting": found["best"][row["mode"]]}
     return rows, time.time() - started
+
+
+def print_tune(rows: dict, folder: Path, seconds: float, grid_examples: int) -> None:
+    """The tune half alone: each method's chosen learning rate and test accuracy, and its compute
+    against the grid's planned compute."""
+    print("| data set | mode | tune: learning rate | test acc % (mean ± SEM) |")
+    print("|---|---|---|---|")
+    for key in sorted(rows):
+        print(f"| {key[0]} | {key[1]} | {rows[key]['setting'].get('train.learning_rate', 0):.3g} | "
+              f"{percent(rows[key])} |")
+    spent = examples(folder)
+    print(f"\ntraining examples processed: tune {spent:,}; the claim grid plans {grid_examples:,} "
+          f"({grid_examples / max(spent, 1):.1f}x the tune's); wall time of the tune: {seconds / 60:.0f} min")
 
 
 def percent(row: dict) -> str:
@@ -66,9 +95,14 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="folder with ag_news/ and snli/ split files")
     parser.add_argument("--out", type=Path, required=True, help="where both halves' run folders go")
     parser.add_argument("--budget", default="6", help="ftcli tune's --budget (trials per method)")
+    parser.add_argument("--halves", default="grid,tune", choices=["grid,tune", "tune"],
+                        help="tune: skip the grid (its compute is then the planned one)")
     args = parser.parse_args()
-    grid_rows, grid_s = grid(args.data.resolve(), args.out / "grid")
+    grid_rows, grid_s = grid(args.data.resolve(), args.out / "grid") if "grid" in args.halves else ({}, 0.0)
     tune_rows, tune_s = tune(args.data.resolve(), args.out / "tune", args.budget)
+    if not grid_rows:
+        print_tune(tune_rows, args.out / "tune", tune_s, planned_examples(CLAIM, args.data.resolve()))
+        return
     print("| data set | mode | grid: test acc % (lr) | tune: test acc % (lr) | difference (points) |")
     print("|---|---|---|---|---|")
     for key in sorted(grid_rows):
