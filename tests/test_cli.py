@@ -82,7 +82,8 @@ def test_compare_lists_every_run_in_every_format(smoke_runs):
     full = next(r for r in rows if r["mode"] == "full")
     assert full["diff_to_full"] == 0 and full["trainable_params"] == 1_011_426
     md = ftcli("compare", smoke_runs, "--format", "markdown").stdout
-    assert md.startswith("| name | dataset | mode | m | trained params (% of backbone) |") and md.count("\n") == 5
+    assert md.startswith("| name | dataset | mode | prec | m | trained params (% of backbone) |")
+    assert md.count("\n") == 5
     table = list(csv.DictReader(io.StringIO(ftcli("compare", smoke_runs, "--format", "csv").stdout)))
     assert {r["mode"] for r in table} == {"full", "top", "layerwise"}
     text = ftcli("compare", smoke_runs).stdout

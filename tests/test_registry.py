@@ -108,7 +108,8 @@ def test_ablatable_methods_have_adapters_in_every_layer(name):
 
 
 def test_export_formats_have_a_writer_and_adapterhub_methods_a_config():
-    from finetune_cli.workflows.export import ADAPTERHUB_CONFIGS, SAVERS
+    from finetune_cli.methods.adapterhub import ADAPTERHUB_CONFIGS
+    from finetune_cli.workflows.export import SAVERS
 
     assert set(SAVERS) == set(EXPORT_FORMATS) == set(typing.get_args(typing.get_type_hints(MethodSpec)["export"]))
     assert set(ADAPTERHUB_CONFIGS) == {n for n, s in METHODS.items() if s.export == "adapterhub"}

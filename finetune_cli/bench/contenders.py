@@ -98,10 +98,13 @@ def _packed(rows, spec, tokenizer, seq: int, n: int):
 @dataclass
 class Contender:
     name: str
-    model: nn.Module
+    model: nn.Module | None  # None: it runs in another process (`remote`)
     step: Callable[[Batch], float]  # one training step; returns the loss
     trainable: int
     total: int
+    # a contender in another process (AdapterHub's environment: bench/peers.py), which times its
+    # own steps: .train(batch index, precision) -> (seconds, loss), .eval(precision) -> seconds, .close()
+    remote: Any = None
 
 
 def reference_source(model_name: str, num_labels: int, tmp: Path) -> str:

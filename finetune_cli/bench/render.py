@@ -67,3 +67,42 @@ def render_table(result: dict[str, Any]) -> Table:
                       x(r["memory_ratio_to_reference"]), f"{r['train_gflops_per_s']:.1f}",
                       f"{100 * r['train_mfu']:.0f}%")
     return table
+
+
+def render_peers(result: dict[str, Any]) -> Table | None:
+    """ftcli's modes against their peers, one row per pair and precision, the ratios first (> 1:
+    ftcli faster); None when no peer was measured."""
+    pairs = [r for r in result["rows"] if r.get("peer")]
+    if not pairs:
+        return None
+    by = {(r["name"], r["precision"]): r for r in result["rows"]}
+    table = Table(title="ftcli against its peers: the same batches, interleaved rounds (× > 1: ftcli faster)")
+    for col in ("ftcli", "peer", "precision", "train ×", "eval ×", "ftcli train ex/s", "peer train ex/s",
+                "ftcli eval ex/s", "peer eval ex/s", "trained params ftcli / peer"):
+        table.add_column(col, justify="left" if col in ("ftcli", "peer", "precision") else "right")
+    for r in pairs:
+        p = by[(r["peer"], r["precision"])]
+        table.add_row(r["name"], p["name"], r["precision"], f"{r['train_ratio_to_peer']:.2f}x",
+                      f"{r['eval_ratio_to_peer']:.2f}x", f"{r['train_examples_per_s']:.2f}",
+                      f"{p['train_examples_per_s']:.2f}", f"{r['eval_examples_per_s']:.1f}",
+                      f"{p['eval_examples_per_s']:.1f}", f"{r['trainable_params']:,} / {p['trainable_params']:,}")
+    return table
+
+
+def render_profile(result: dict[str, Any]) -> Table | None:
+    """Where each contender's training step spends its time (bench/profiling.py's categories, % of the
+    profiled self time); None without --profile."""
+    from .profiling import CATEGORIES
+
+    found = result.get("profile")
+    if not found:
+        return None
+    steps = next(iter(next(iter(found.values())).values()))["steps"]
+    table = Table(title=f"where a training step's time goes (torch.profiler, {steps} steps each; % of self time)")
+    for col in ("mode", "precision", "ms/step", *CATEGORIES):
+        table.add_column(col, justify="left" if col in ("mode", "precision") else "right")
+    for name, by_precision in found.items():
+        for precision, p in by_precision.items():
+            table.add_row(name, precision, f"{p['profiled_ms_per_step']:.0f}",
+                          *(f"{100 * p['shares'][cat]:.1f}" for cat in CATEGORIES))
+    return table

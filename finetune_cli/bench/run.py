@@ -38,6 +38,8 @@ from ..bench.measure import (
     summarize,
     timed,
 )
+from ..bench.peers import PEER_OF, PEERS, build_adapterhub, build_peft, check_peers
+from ..bench.profiling import profile_step
 from ..errors import ConfigError
 from ..methods.registry import METHODS, names_where
 from ..runs.folder import write_json as write_json_atomic
@@ -64,6 +66,9 @@ class Settings:
     memory: bool
     memory_steps: int
     precisions: tuple[str, ...] = ("fp32",)  # each contender is timed in each (bf16: torch.autocast, as accelerate)
+    peers: tuple[str, ...] = ()  # the libraries' contenders (bench/peers.py), after the modes
+    adapterhub_python: str | None = None  # the python of AdapterHub's environment (--peers adapterhub)
+    profile: int = 0  # training steps profiled per contender and precision (torch.profiler); 0: none
 
 
 @dataclass
@@ -120,30 +125,42 @@ def run_bench(model: str = "minilm-l6", dataset: str = "imdb", modes: list[str] 
               eval_steps: int | None = None, bottleneck: int = 64, seed: int = 0, threads: int | None = None,
               device: str = "auto", memory: bool = True, memory_steps: int = 2,
               log: Callable[[str], None] | None = None, gemm_sizes: tuple[int, ...] | None = None,
-              precisions: tuple[str, ...] = ("fp32",)) -> dict[str, Any]:
-    """Measure every contender (the reference, then `modes`); returns the JSON-ready result."""
+              precisions: tuple[str, ...] = ("fp32",), peers: tuple[str, ...] = (),
+              adapterhub_python: str | None = None, profile: int = 0) -> dict[str, Any]:
+    """Measure every contender (the reference, `modes`, then `peers` with the modes they are measured
+    against); returns the JSON-ready result."""
     say = log or (lambda _msg: None)
     check_settings(steps, warmup, seq, batch, eval_batch, threads)
     if threads is not None:
         torch.set_num_threads(threads)
-    s = Settings(model, dataset, [REFERENCE, *parse_modes(",".join(modes))], seq, batch, steps, warmup, eval_batch,
+    check_peers(tuple(peers), model, adapterhub_python)
+    modes = parse_modes(",".join([*modes, *(PEER_OF[p].against for p in peers)]))
+    s = Settings(model, dataset, [REFERENCE, *modes, *peers], seq, batch, steps, warmup, eval_batch,
                  eval_steps or max(3, steps // 2), bottleneck, seed, resolve_device(device), memory, memory_steps,
-                 parse_precisions(",".join(precisions)))
+                 parse_precisions(",".join(precisions)), tuple(peers), adapterhub_python, profile)
     load_start = _loadavg()
     with tempfile.TemporaryDirectory(prefix="ftcli-bench-") as tmp:
         inputs = make_inputs(tokenizer_for(model), dataset, seq, batch, eval_batch)
-        contenders = build_all(s, inputs.num_labels, Path(tmp), say)
-        config = contenders[0].model.config
-        train_batches = [{k: v.to(s.device) for k, v in b.items()} for b in inputs.train]
-        sizes = gemm_sizes or GEMM_SIZES.get(s.device.type, GEMM_SIZES["cpu"])
-        say(f"GEMM upper bound: square torch.mm of {', '.join(map(str, sizes))}, fp32 and bf16")
-        bounds = {"fp32": gemm_peak(s.device, torch.float32, sizes), "bf16": gemm_peak(s.device, torch.bfloat16, sizes)}
-        flops = {c.name: count_flops(c.model, train_batches[0]) for c in contenders}
-        timings = {}
-        for precision in s.precisions:
-            timings[precision] = time_training(contenders, train_batches, s, say, precision)
-            timings[precision].eval = time_evaluation(contenders, inputs, s, say, precision)
-        counts = {c.name: (c.trainable, c.total) for c in contenders}
+        contenders = build_all(s, inputs, Path(tmp), say)
+        try:
+            config = contenders[0].model.config
+            train_batches = [{k: v.to(s.device) for k, v in b.items()} for b in inputs.train]
+            sizes = gemm_sizes or GEMM_SIZES.get(s.device.type, GEMM_SIZES["cpu"])
+            say(f"GEMM upper bound: square torch.mm of {', '.join(map(str, sizes))}, fp32 and bf16")
+            bounds = {p: gemm_peak(s.device, getattr(torch, d), sizes) for p, d in (("fp32", "float32"),
+                                                                                   ("bf16", "bfloat16"))}
+            flops = {c.name: count_flops(c.model, train_batches[0]) for c in contenders if c.model is not None}
+            flops |= {c.name: flops[PEER_OF[c.name].against] for c in contenders if c.model is None}  # same maths
+            timings = {}
+            for precision in s.precisions:
+                timings[precision] = time_training(contenders, train_batches, s, say, precision)
+                timings[precision].eval = time_evaluation(contenders, inputs, s, say, precision)
+            counts = {c.name: (c.trainable, c.total) for c in contenders}
+            profiles = profile_all(contenders, train_batches, s, say) if s.profile else {}
+        finally:
+            for c in contenders:
+                if c.remote is not None:
+                    c.remote.close()
         del contenders, train_batches
         mem = measure_memory(s, inputs, tmp, say) if memory else {}
     rows = []
@@ -152,14 +169,31 @@ def run_bench(model: str = "minilm-l6", dataset: str = "imdb", modes: list[str] 
                                else None, bounds[precision]), "precision": precision} for name in s.names]
     _add_ratios(rows)
     meta = {**bench_meta(s, config, inputs), "loadavg_start": load_start, "loadavg_end": _loadavg()}
-    return {"meta": meta, "gemm_bound": bounds, "rows": rows}
+    return {"meta": meta, "gemm_bound": bounds, "rows": rows, **({"profile": profiles} if profiles else {})}
 
 
-def build_all(s: Settings, num_labels: int, tmp: Path, say: Callable[[str], None]) -> list[Contender]:
+def profile_all(contenders: list[Contender], batches: list[Batch], s: Settings,
+                say: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+    """`s.profile` profiled training steps of each in-process contender in each precision."""
+    found: dict[str, dict[str, Any]] = {}
+    for precision in s.precisions:
+        for c in (c for c in contenders if c.model is not None):  # AdapterHub's child is not profiled
+            say(f"profiling {c.name} ({precision}, {s.profile} steps)")
+            found.setdefault(c.name, {})[precision] = profile_step(c, batches, s.device, precision, s.profile)
+    return found
+
+
+def build_all(s: Settings, inputs: Inputs, tmp: Path, say: Callable[[str], None]) -> list[Contender]:
     contenders = []
     for name in s.names:
         say(f"building {name}")
-        contenders.append(build(name, s.model, s.bottleneck, num_labels, s.seed, s.device, tmp))
+        if name == PEERS["adapterhub"].name:
+            contenders.append(build_adapterhub(s.adapterhub_python, s.model, s.bottleneck, inputs.num_labels, s.seed,
+                                               inputs.train, inputs.eval, torch.get_num_threads(), tmp))
+        elif name == PEERS["peft"].name:
+            contenders.append(build_peft(s.model, inputs.num_labels, s.seed, s.device, tmp))
+        else:
+            contenders.append(build(name, s.model, s.bottleneck, inputs.num_labels, s.seed, s.device, tmp))
     return contenders
 
 
@@ -168,13 +202,17 @@ def time_training(contenders: list[Contender], batches: list[Batch], s: Settings
     """Warm-up and timed training steps in `precision`, interleaved: one step of every contender per round."""
     times = Timings(train={c.name: [] for c in contenders}, losses={c.name: [] for c in contenders})
     for c in contenders:
-        c.model.train()
+        if c.model is not None:
+            c.model.train()
     for r in range(s.warmup + s.steps):
         say(f"{precision} train round {r + 1}/{s.warmup + s.steps}{' (warm-up)' if r < s.warmup else ''}")
         b = batches[r % len(batches)]
         for c in contenders:
-            with autocast(s.device, precision):
-                seconds, loss = timed(c.step, b, s.device)
+            if c.remote is not None:  # it times its own step, in its process
+                seconds, loss = c.remote.train(r % len(batches), precision)
+            else:
+                with autocast(s.device, precision):
+                    seconds, loss = timed(c.step, b, s.device)
             times.losses[c.name].append(loss)
             if r >= s.warmup:
                 times.train[c.name].append(seconds)
@@ -187,12 +225,16 @@ def time_evaluation(contenders: list[Contender], inputs: Inputs, s: Settings,
     batch = {k: v.to(s.device) for k, v in inputs.eval.items() if k != "labels"}
     times: dict[str, list[float]] = {c.name: [] for c in contenders}
     for c in contenders:
-        c.model.eval()
+        if c.model is not None:
+            c.model.eval()
     with torch.inference_mode(), autocast(s.device, precision):
         for r in range(1 + s.eval_steps):
             say(f"{precision} eval round {r + 1}/{1 + s.eval_steps}{' (warm-up)' if r == 0 else ''}")
             for c in contenders:
-                seconds, _ = timed(lambda x, c=c: c.model(**x).logits.argmax(-1), batch, s.device)
+                if c.remote is not None:
+                    seconds = c.remote.eval(precision)
+                else:
+                    seconds, _ = timed(lambda x, c=c: c.model(**x).logits.argmax(-1), batch, s.device)
                 if r >= 1:
                     times[c.name].append(seconds)
     return times
@@ -200,14 +242,15 @@ def time_evaluation(contenders: list[Contender], inputs: Inputs, s: Settings,
 
 def measure_memory(s: Settings, inputs: Inputs, tmp: str, say: Callable[[str], None]) -> dict[str, dict[str, Any]]:
     """Peak training memory of each contender, each in a fresh child process."""
-    say(f"peak memory: one child process per contender ({', '.join(s.names)})")
+    names = [n for n in s.names if n not in PEER_OF]  # the peers' memory is not measured
+    say(f"peak memory: one child process per contender ({', '.join(names)})")
     specs = [{"name": name, "model": s.model, "dataset": s.dataset, "seq": s.seq, "batch": s.batch,
               "eval_batch": s.eval_batch, "bottleneck": s.bottleneck, "seed": s.seed,
               "threads": torch.get_num_threads(), "device": str(s.device), "steps": s.memory_steps,
-              "num_labels": inputs.num_labels, "tmp": tmp} for name in s.names]
+              "num_labels": inputs.num_labels, "tmp": tmp} for name in names]
     # RSS does not depend on CPU contention: two children at a time (one on a GPU)
     with ThreadPoolExecutor(max_workers=1 if s.device.type == "cuda" else 2) as pool:
-        return dict(zip(s.names, pool.map(measure_memory_in_child, specs), strict=True))
+        return dict(zip(names, pool.map(measure_memory_in_child, specs), strict=True))
 
 
 def result_row(name: str, s: Settings, times: Timings, flops: dict[str, float], counts: tuple[int, int],
@@ -219,7 +262,7 @@ def result_row(name: str, s: Settings, times: Timings, flops: dict[str, float], 
     eval_achieved = flops["forward_per_example"] * s.eval_batch / et["median"] / 1e9
     (train_mfu, train_raised), (eval_mfu, eval_raised) = mfu(achieved, bound), mfu(eval_achieved, bound)
     return {
-        "name": name, "kind": "reference" if name == REFERENCE else "product",
+        "name": name, "kind": "reference" if name == REFERENCE else "peer" if name in PEER_OF else "product",
         "trainable_params": counts[0], "total_params": counts[1],
         "train_step_seconds": tt, "train_step_seconds_all": times.train[name],
         "train_examples_per_s": s.batch / tt["median"],
@@ -253,8 +296,10 @@ def bench_meta(s: Settings, config: Any, inputs: Inputs) -> dict[str, Any]:
 
 def _add_ratios(rows: list[dict]) -> None:
     """Ratios to full and to the reference within a precision; `*_ratio_to_fp32`: to the contender's
-    own fp32 row (None without one)."""
+    own fp32 row (None without one); `*_ratio_to_peer`: an ftcli mode's to its peer's (full: the
+    reference; lora: PEFT's; layerwise: AdapterHub's), None without one."""
     by = {(r["name"], r["precision"]): r for r in rows}
+    peer_of = {"full": REFERENCE, **{p.against: p.name for p in PEER_OF.values()}}  # ftcli mode -> its peer
 
     def ratio(value, base):
         return None if value is None or base in (None, 0) else value / base
@@ -267,6 +312,10 @@ def _add_ratios(rows: list[dict]) -> None:
         r["train_ratio_to_reference"] = ratio(r["train_examples_per_s"], ref["train_examples_per_s"])
         r["eval_ratio_to_reference"] = ratio(r["eval_examples_per_s"], ref["eval_examples_per_s"])
         r["memory_ratio_to_reference"] = ratio(r["peak_train_memory_mb"], ref["peak_train_memory_mb"])
+        peer = by.get((peer_of.get(r["name"]), r["precision"]))  # ftcli rows whose peer was measured
+        r["peer"] = peer and peer["name"]
+        r["train_ratio_to_peer"] = ratio(r["train_examples_per_s"], peer and peer["train_examples_per_s"])
+        r["eval_ratio_to_peer"] = ratio(r["eval_examples_per_s"], peer and peer["eval_examples_per_s"])
 
 
 def _loadavg() -> list[float] | None:

@@ -282,11 +282,14 @@ def predict(
     file: Annotated[Optional[Path], typer.Option(help="JSON Lines with the data set's fields; an optional "
                                                       "`run` field picks the run folder by name.")] = None,
     force: Annotated[bool, typer.Option(help="Also use a run that is not completed (interrupted, failed).")] = False,
+    precision: Annotated[str, typer.Option(help="run (each run's own train.mixed_precision, as tested), fp32 or "
+                                                "bf16.")] = "run",
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows per forward pass (of similar length).")] = 64,
 ) -> None:
     """Print labels and probabilities (JSON Lines) from trained run folders."""
     from ..workflows.predict import predict_runs, read_inputs
 
-    found = predict_runs(run_dirs, read_inputs(text or [], pair or [], file), force)
+    found = predict_runs(run_dirs, read_inputs(text or [], pair or [], file), force, precision, batch_size)
     for p in found.rows:
         sys.stdout.write(json.dumps(p, allow_nan=False) + "\n")
     sys.stdout.flush()

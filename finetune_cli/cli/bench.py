@@ -35,18 +35,31 @@ def bench(
                                                 "bf16 (autocast; columns × fp32 compare them).")] = "fp32",
     gemm_sizes: Annotated[Optional[str], typer.Option(help="Square GEMM sizes n whose best rate is the MFU "
                                                            "bound (default 1024,2048,4096 on CPU).")] = None,
+    peers: Annotated[Optional[str], typer.Option(help="Also the libraries' own loops: peft (PEFT LoRA, against "
+                                                      "lora), adapterhub (Houlsby, against layerwise; `make "
+                                                      "bench-peers`).")] = None,
+    adapterhub_python: Annotated[str, typer.Option(help="Python of AdapterHub's environment (--peers "
+                                                        "adapterhub).")] = ".venv-adapterhub/bin/python",
+    profile: Annotated[int, typer.Option(min=0, help="Also profile this many training steps of each contender "
+                                                     "(torch.profiler): the share of GEMMs, dropout, softmax, "
+                                                     "LayerNorm, GELU, adapter ops, optimizer.")] = 0,
 ) -> None:
     """Training / evaluation throughput, peak memory and MFU of each mode vs the plain HF loop."""
-    from ..bench.render import header_lines, render_table
+    from ..bench.peers import parse_peers
+    from ..bench.render import header_lines, render_peers, render_profile, render_table
     from ..bench.run import parse_modes, parse_precisions, run_bench, write_json
 
     result = run_bench(model=model, dataset=dataset, modes=parse_modes(modes), seq=seq, batch=batch, steps=steps,
                        warmup=warmup, eval_batch=eval_batch, bottleneck=bottleneck, threads=threads,
                        device=device, memory=memory, log=lambda msg: err.print(f"ftcli bench: {msg}", highlight=False),
-                       gemm_sizes=parse_sizes(gemm_sizes), precisions=parse_precisions(precision))
+                       gemm_sizes=parse_sizes(gemm_sizes), precisions=parse_precisions(precision),
+                       peers=parse_peers(peers), adapterhub_python=adapterhub_python, profile=profile)
     for line in header_lines(result):
         out.print(line, highlight=False, soft_wrap=True)
     print_table(render_table(result))
+    for extra in (render_peers(result), render_profile(result)):
+        if extra is not None:
+            print_table(extra)
     write_json(result, out_file)
     err.print(f"ftcli bench: wrote {out_file}", highlight=False)
 

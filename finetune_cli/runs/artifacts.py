@@ -54,6 +54,12 @@ class LoadedRun:
         return self.spec.text_fields
 
 
+def autocast(device: torch.device, precision: str):
+    """torch's autocast for `no` / `bf16` / `fp16` (what accelerate's mixed precision applies)."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None)
+
+
 def read_trained(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """The tensors and metadata of a trained.safetensors file (refuses anything else)."""
     if not path.exists():
@@ -83,7 +89,7 @@ def check_completed(run_dir: Path, force: bool = False) -> str:
 def load_run_model(run_dir: Path) -> LoadedRun:
     """Rebuild the classifier of a run: backbone (hash-checked) + surgery + trained tensors."""
     run_dir = Path(run_dir)
-    cfg = config_from_dict(read_yaml(run_dir / CONFIG_FILE))
+    cfg = with_precision(config_from_dict(read_yaml(run_dir / CONFIG_FILE)), read_summary(run_dir))
     tensors, meta = read_trained(run_dir / WEIGHTS_FILE)
     spec = run_task(run_dir, cfg, meta)
     torch.manual_seed(cfg.seed)  # new modules are overwritten below; seeding keeps loading deterministic
@@ -146,16 +152,31 @@ def share_frozen(runs: list[LoadedRun]) -> int:
     return saved
 
 
-def predict(run: LoadedRun, rows: list[dict], batch_size: int = 64) -> list[dict]:
+def with_precision(cfg: RunConfig, summary: dict[str, Any]) -> RunConfig:
+    """The config with `train.mixed_precision: auto` as the run resolved it (its summary, schema 6)."""
+    if cfg.train.mixed_precision != "auto":
+        return cfg
+    precision = summary.get("mixed_precision") or "no"  # auto is always recorded resolved: `no` is unreachable
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, mixed_precision=precision))
+
+
+def predict(run: LoadedRun, rows: list[dict], batch_size: int = 64, precision: str | None = None) -> list[dict]:
     """Each row's prediction as the task's objective describes it (single-label: label and
-    probabilities); rows hold the task's text fields."""
+    probabilities); rows hold the task's text fields. Batches are of rows of similar length (less
+    padding; the output keeps the input order), in `precision` (no | bf16 | fp16 autocast; None:
+    the one the run trained and was tested in)."""
     encoded = encode(rows, run.spec, run.tokenizer, run.cfg.model.max_length, labeled=False)
-    out = []
+    order = sorted(range(len(rows)), key=lambda i: encoded.lengths[i])
+    precision = precision or run.cfg.train.mixed_precision
+    device = next(run.model.parameters()).device
+    kept: dict[int, dict] = {}
     for start in range(0, len(rows), batch_size):
-        batch = collate(list(range(start, min(start + batch_size, len(rows)))), encoded, run.tokenizer.pad_token_id)
-        with torch.inference_mode():
-            logits = run.model(**batch).logits  # [batch, outputs]
-        out += [run.spec.objective.describe(row, run.label_names) for row in logits]
+        ids = order[start:start + batch_size]
+        batch = {k: v.to(device) for k, v in collate(ids, encoded, run.tokenizer.pad_token_id).items()}
+        with torch.inference_mode(), autocast(device, precision):
+            logits = run.model(**batch).logits.float()  # [batch, outputs]
+        kept |= {i: run.spec.objective.describe(row, run.label_names) for i, row in zip(ids, logits, strict=True)}
+    out = [kept[i] for i in range(len(rows))]
     not_finite = sum(None in p.values() for p in out)  # the label (set, value) where it is not finite
     if not_finite:
         log.warning("%d prediction(s) of run %s are not finite (NaN weights?); written as null", not_finite,

@@ -79,12 +79,15 @@ def resolved_train(train: dict, mode: str, task_type: str, recorded: dict[str, A
         train["select_metric"] = recorded.get("select_metric") or OBJECTIVES[task_type].default_metric
     if train["learning_rate"] == "auto":
         train["learning_rate"] = recorded.get("learning_rate") or METHODS[mode].learning_rate
+    if train.get("mixed_precision") == "auto" and recorded.get("mixed_precision"):
+        train["mixed_precision"] = recorded["mixed_precision"]  # what this run trained in (schema 6)
     return train
 
 
 def run_config(run: Run) -> dict:
     """A run's config, normalized with what its summary recorded."""
-    recorded = {"select_metric": run.outcome.select_metric, "learning_rate": run.description.learning_rate}
+    recorded = {"select_metric": run.outcome.select_metric, "learning_rate": run.description.learning_rate,
+                "mixed_precision": run.description.mixed_precision}
     return normalized(run.config, run.description.task_type, run.description.model_type, recorded)
 
 
@@ -206,7 +209,7 @@ def compare_rows(runs: list[Run], metric: str = "auto") -> list[dict[str, Any]]:
             "model": s.model, "trainable_params": s.trainable_params,
             "trainable_pct": s.trainable_pct, "backbone_pct": 100 * s.trainable_params / s.backbone_params,
             "epochs": s.epochs, "data_source": s.data_source,
-            "data_sizes": s.data_sizes, "data_key": _data_key(members[0]),
+            "data_sizes": s.data_sizes, "data_key": _data_key(members[0]), "precision": precision_of(members[0]),
             "warnings": [f"{m.path.name}: {w}" for m in members for w in m.outcome.warnings or []],
         }
         for field in [*score_fields(members), *COSTS]:
@@ -216,6 +219,7 @@ def compare_rows(runs: list[Run], metric: str = "auto") -> list[dict[str, Any]]:
     for row in rows:  # points of the row's metric against full fine-tuning on the same data and backbone
         shown = f"inference_{row['metric']}"
         full = [r for r in rows if r["mode"] == "full" and r["data_key"] == row["data_key"]]
+        full.sort(key=lambda r: r["precision"] != row["precision"])  # full fine-tuning in the same precision first
         known = full and row.get(shown) is not None and full[0].get(shown) is not None
         scale = 1 if row["metric"] in LOWER_IS_BETTER else 100  # points (x100), an error in its own units
         row["diff_to_full"] = scale * (row[shown] - full[0][shown]) if known else None
@@ -303,6 +307,12 @@ def group_name(members: list[Run]) -> str:
     if len(members) > 1:
         name = re.sub(r"(^|_)seed=\d+(?=_|$)", "", name).strip("_") or name
     return name
+
+
+def precision_of(run: Run) -> str:
+    """The precision a run trained in: fp32 (`no`), bf16 or fp16; auto as resolved (schema 6)."""
+    precision = run_config(run)["train"].get("mixed_precision", "no")
+    return "fp32" if precision == "no" else precision
 
 
 def _data_key(run: Run) -> str:

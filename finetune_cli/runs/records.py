@@ -10,7 +10,8 @@ Version 1 is what ftcli wrote before records had a version (no `schema_version` 
 some of them absent in older folders (read back as None); version 2 added the key; version 3 the
 task types (`task_type`, their metrics, `best_val_accuracy` and `inference_accuracy` no longer
 always present); version 4 the encoder family (`model_type`, `layout`, `targets`); version 5 the
-resolved `learning_rate` and `warnings` (e.g. a collapsed model). A folder written by a newer ftcli
+resolved `learning_rate` and `warnings` (e.g. a collapsed model); version 6 the resolved
+`mixed_precision` (auto: what this machine does natively). A folder written by a newer ftcli
 (a higher version) is refused with one line instead of being half-understood.
 """
 
@@ -22,8 +23,8 @@ from typing import Any
 
 from ..errors import FtcliError
 
-SCHEMA_VERSION = 5  # 2: `schema_version` in every record; 3: task types and their metrics; 4: model family;
-# 5: the resolved learning rate and the kept model's warnings
+SCHEMA_VERSION = 6  # 2: `schema_version` in every record; 3: task types and their metrics; 4: model family;
+# 5: the resolved learning rate and the kept model's warnings; 6: the resolved mixed precision
 UNVERSIONED = 1  # records written before they carried a version
 
 
@@ -129,6 +130,9 @@ class RunDescription:
     layout: str | None = None  # its architecture-table entry (models/families.py); None: none, or before version 4
     targets: list[str] | None = None  # lora / ia3: target modules as resolved (method.<mode>.target_modules: auto)
     learning_rate: float | None = None  # train.learning_rate as resolved (auto: the method's); None: before version 5
+    # train.mixed_precision as resolved (no | bf16 | fp16; auto: this machine's native choice); None: before
+    # version 6, when the config's value was never auto
+    mixed_precision: str | None = None
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ def metric_columns(metric: str | None) -> list[tuple[str, Any]]:
         ("name", lambda r: r["name"] + (f" (n={r['n']})" if r["n"] > 1 else "") + (" !" if r.get("warnings") else "")),
         ("dataset", lambda r: r["dataset"]),
         ("mode", lambda r: r["mode"]),
+        ("prec", lambda r: r.get("precision", "fp32")),
         ("m", lambda r: "-" if r["bottleneck"] is None else str(r["bottleneck"])),
         ("trained params (% of backbone)", lambda r: f"{r['trainable_params']:,} ({r['backbone_pct']:.2f}%)"),
         ("best val loss", lambda r: _pm(r, "best_val_loss", 4)),
@@ -72,13 +73,16 @@ NARROW_HEADERS = {"trained params (% of backbone)": "trained params (%)", "vs fu
 
 def columns(rows: list[dict], metric: str = "auto", wide: bool = True) -> list[tuple[str, Any]]:
     """The table's columns: with --best-of, the chosen setting follows the mode. Narrow (not `wide`):
-    without WIDE_ONLY, the validation scores, and the data set when every row has the same one."""
+    without WIDE_ONLY, the validation scores, the data set when every row has the same one, and the
+    precision when every row trained in fp32."""
     metric = one_metric(rows, metric)
     shown = metric_columns(metric)
     if not wide:
         one_dataset = len({r["dataset"] for r in rows}) == 1
+        all_fp32 = all(r.get("precision", "fp32") == "fp32" for r in rows)
         shown = [(NARROW_HEADERS.get(h, h), f) for h, f in shown if h not in WIDE_ONLY
-                 and not h.startswith("best val") and not (h == "dataset" and one_dataset)]
+                 and not h.startswith("best val") and not (h == "dataset" and one_dataset)
+                 and not (h == "prec" and all_fp32)]
     if not any("best_of" in r for r in rows):
         return shown
     at = [h for h, _ in shown].index("m") + 1

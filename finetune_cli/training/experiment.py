@@ -21,7 +21,7 @@ from ..methods.peft_methods import targets_of, with_targets
 from ..methods.predicate import ParamCounts, Predicate, apply_method, count_params
 from ..methods.registry import METHODS
 from ..models.backbones import Backbone, load_backbone, name_labels
-from .devices import seed_everything
+from .devices import resolve_precision, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +97,10 @@ def resolve_train(cfg: RunConfig, data: LoadedData) -> tuple[RunConfig, LoadedDa
     asked, and one line per `auto` resolved (printed once nothing can fail any more)."""
     counts = label_counts(data)
     resolved = with_learning_rate(with_select_metric(cfg, data.spec.objective, data.spec.num_labels, counts))
+    precision, why = resolve_precision(cfg.train.mixed_precision)
+    resolved = dataclasses.replace(resolved, train=dataclasses.replace(resolved.train, mixed_precision=precision))
     data = with_class_weights(data, cfg, counts)
-    lines = []
+    lines = [f"train.mixed_precision: auto -> {precision} ({why}; `no` keeps fp32)"] if why else []
     if cfg.train.select_metric != resolved.train.select_metric:
         why = "imbalanced training labels" if resolved.train.select_metric == "macro_f1" else "the task's own"
         lines.append(f"train.select_metric: auto -> {resolved.train.select_metric} "

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from accelerate import Accelerator
 
 from ..data.batches import make_loader
 from ..data.splits import load_data
@@ -17,6 +16,7 @@ from ..methods.registry import METHODS, names_where
 from ..runs.artifacts import load_run_model
 from ..runs.folder import check_writable, write_atomic, write_json
 from ..runs.plots import pyplot, save_figure
+from ..training.devices import distributed_accelerator
 from ..training.evaluate import evaluate
 
 
@@ -32,7 +32,7 @@ def ablate_run(run_dir: Path, out_dir: Path, split: str = "validation") -> dict:
                          f"{run.spec.objective.name}")
     data = load_data(run.cfg.data, run.cfg.seed)
     encoded = encode_split(data.parts[split], data.spec, run.tokenizer, run.cfg.model.max_length)
-    accelerator = Accelerator(mixed_precision=run.cfg.train.mixed_precision)
+    accelerator = distributed_accelerator(run.cfg.train.mixed_precision)  # as the run trained (auto resolved)
     loader = accelerator.prepare(make_loader(encoded, run.cfg.train.eval_batch_size, run.tokenizer.pad_token_id))
     model = run.model.to(accelerator.device)
     layers = [layer for _, layer in encoder_layers(model, layout_of(model, run.cfg.model.layout, run.cfg.method.mode))]

@@ -33,7 +33,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..errors import first_line
-from ..methods.adapters import Adapter, NormWithAdapter, encoder_layers, layout_of
+from ..methods.adapterhub import adapterhub_config, plain_name
+from ..methods.adapters import Adapter, encoder_layers, layout_of
 from ..methods.peft_methods import peft_config
 from ..methods.predicate import modules_to_save, trained_state_dict
 from ..methods.registry import METHODS
@@ -45,19 +46,6 @@ from ..runs.folder import check_writable, write_json
 MANIFEST = "ftcli_export.json"
 NON_ADAPTER_FILE = "ftcli_non_adapter.safetensors"
 ADAPTERHUB_VERSION = "adapters.1.3.0"  # the AdapterHub release whose layout this writes (and the check uses)
-# AdapterHub bottleneck configs (its BnConfig fields) that compute what each ftcli method computes; one
-# per method whose registry export is adapterhub (tests/test_registry.py checks it)
-ADAPTERHUB_CONFIGS = {
-    # Houlsby (its DoubleSeqBnConfig): h + up(act(down(h))) after each projection + dropout, then LN(. + x)
-    "layerwise": {"mh_adapter": True, "output_adapter": True, "original_ln_before": False,
-                  "original_ln_after": True, "residual_before_ln": True},
-    # Pfeiffer (its SeqBnConfig): LN(s + up(act(down(LN(s))))) with s = h + x, feed-forward block only
-    "pfeiffer": {"mh_adapter": False, "output_adapter": True, "original_ln_before": True,
-                 "original_ln_after": True, "residual_before_ln": True},
-    # ftcli's top adapter: LN(s) + up(act(down(LN(s)))) in the last layer only, no second LayerNorm
-    "top": {"mh_adapter": False, "output_adapter": True, "original_ln_before": True,
-            "original_ln_after": False, "residual_before_ln": False},
-}
 
 
 @dataclass(frozen=True)
@@ -175,10 +163,7 @@ def save_adapterhub(run: LoadedRun, out: Path, shown: Path) -> Export:
     rest = {plain_name(model, n): t for n, t in state.items() if n not in adapter_names}
     save_file(adapter, str(out / "adapter.safetensors"))
     save_file(rest, str(out / NON_ADAPTER_FILE))
-    leave_out = list(range(layers - 1)) if method.mode == "top" else []
-    config = {**ADAPTERHUB_CONFIGS[method.mode], "reduction_factor": factor,
-              "non_linearity": method.activation, "leave_out": leave_out, "ln_before": False, "ln_after": False,
-              "adapter_residual_before_ln": False, "scaling": 1.0, "dropout": 0.0}
+    config = adapterhub_config(method, d, layers)
     base = hub_name(run.cfg.model.name)
     write_json(out / "adapter_config.json", {
         "config": config, "hidden_size": d, "model_class": model.__class__.__name__, "model_name": base,
@@ -219,24 +204,6 @@ def adapterhub_names(model: nn.Module, name: str, family: Family) -> dict[str, s
             for tensor in ("weight", "bias"):
                 renamed[f"{path}.{attr}.{tensor}"] = f"{layer}.{spots[spot]}.adapters.{name}.{target}.{tensor}"
     return renamed
-
-
-def plain_name(model: nn.Module, name: str) -> str:
-    """The Hugging Face name of a tensor that sits inside one of ftcli's wrappers (the wrapped module
-    is `original` in the Sequential of wrap_with_adapter and `norm` in NormWithAdapter)."""
-    for path, module in model.named_modules():
-        inner = _wrapped_child(module)
-        if inner and name.startswith(f"{path}.{inner}."):
-            return f"{path}.{name[len(path) + len(inner) + 2:]}"
-    return name
-
-
-def _wrapped_child(module: nn.Module) -> str | None:
-    if isinstance(module, NormWithAdapter):
-        return "norm"
-    if isinstance(module, nn.Sequential) and isinstance(getattr(module, "adapter", None), Adapter):
-        return "original"
-    return None
 
 
 # the writer of each registry export format (tests/test_registry.py: one per format): each writes into

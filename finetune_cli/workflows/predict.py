@@ -71,12 +71,19 @@ class Predictions:
                 f"frozen tensors shared in memory: {self.shared_bytes_saved / 1e6:.2f} MB")
 
 
-def predict_runs(run_dirs: list[Path], rows: list[dict], force: bool = False) -> Predictions:
+PRECISIONS = {"run": None, "fp32": "no", "bf16": "bf16"}  # --precision -> autocast (None: the run's own)
+
+
+def predict_runs(run_dirs: list[Path], rows: list[dict], force: bool = False, precision: str = "run",
+                 batch_size: int = 64) -> Predictions:
     """Load every run into one process (frozen backbone tensors shared) and predict.
 
     A row with a `run` field goes to that run (folder name) only; other rows go to every run. A run
-    that is not `completed` is refused unless `force`.
+    that is not `completed` is refused unless `force`. `precision`: run (each run's own: what its test
+    metrics were measured in), fp32 or bf16.
     """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"--precision: got {precision!r}, expected one of {', '.join(PRECISIONS)}")
     names = [Path(p).name for p in run_dirs]
     if len(set(names)) != len(names):
         raise ConfigError("predict: two runs have the same folder name; rename one")
@@ -99,7 +106,7 @@ def predict_runs(run_dirs: list[Path], rows: list[dict], force: bool = False) ->
                     if row.get("run", run.path.name) == run.path.name]
         for i, row in selected:
             check_row(i + 1, row, run)
-        preds = predict(run, [row for _, row in selected])
+        preds = predict(run, [row for _, row in selected], batch_size, PRECISIONS[precision])
         out += [{"index": i, "run": run.path.name, **p} for (i, _), p in zip(selected, preds, strict=True)]
     return Predictions(rows=sorted(out, key=lambda p: (p["index"], p["run"])),
                        run_bytes={r.path.name: (r.path / WEIGHTS_FILE).stat().st_size for r in runs},

@@ -54,7 +54,7 @@ def recorded_difference(cfg: RunConfig, path: Path) -> str | None:
     model_type = recorded.get("model_type")  # recorded since schema 4
     # an `auto` resolves as the run resolved it (the same folder: the same data and method); the
     # select_metric is known once the run completed, the learning rate from its start (schema 5)
-    autos = {"select_metric": recorded.get("select_metric"), "learning_rate": recorded.get("learning_rate")}
+    autos = {key: recorded.get(key) for key in ("select_metric", "learning_rate", "mixed_precision")}
     return first_difference(normalized(config_to_dict(cfg), task_type, model_type, autos),
                             normalized(read_yaml(path / CONFIG_FILE), task_type, model_type, autos))
 
@@ -85,12 +85,21 @@ def train_from_config(cfg: RunConfig, config_path: Path, runs_dir: Path, overwri
         if summary.status == "completed":
             log.info("%s is already completed; nothing to resume", path)
             return summary
-        return run_and_record(cfg, RunFolder(path, enabled), console, resume=True, observer=observer)
+        return run_and_record(with_recorded_precision(cfg, summary), RunFolder(path, enabled), console, resume=True,
+                              observer=observer)
     if enabled:
         RunFolder.check_free(path, overwrite)  # fail before minutes of loading, not after
     exp = prepare_experiment(cfg)  # data or model errors leave no folder behind
     folder = RunFolder.create(runs_dir, path.name, overwrite, enabled=enabled)
     return run_and_record(cfg, folder, console, exp=exp, observer=observer)
+
+
+def with_recorded_precision(cfg: RunConfig, summary: RunSummary) -> RunConfig:
+    """A resumed run keeps the precision it started in (auto on other hardware could pick another)."""
+    recorded = summary.description.mixed_precision
+    if cfg.train.mixed_precision != "auto" or recorded is None:
+        return cfg
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, mixed_precision=recorded))
 
 
 def describe(exp: Experiment) -> RunDescription:
@@ -107,6 +116,7 @@ def describe(exp: Experiment) -> RunDescription:
         data_cache={"checked": exp.data.cache, "tokenized": cache_state(e.cache for e in exp.encoded.values())},
         versions=library_versions(), task_type=exp.objective.name, model_type=exp.backbone.model_type,
         layout=exp.backbone.layout, targets=exp.targets, learning_rate=exp.cfg.train.learning_rate,
+        mixed_precision=exp.cfg.train.mixed_precision,
     )
 
 
