@@ -21,7 +21,6 @@ from pathlib import Path
 
 import torch
 
-
 sys.path.pop(0)  # run by path: its folder (ftcli's bench/) is not a package here, and must not shadow the stdlib
 
 

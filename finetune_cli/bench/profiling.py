@@ -25,7 +25,7 @@ from .contenders import Batch, Contender
 SCOPE = "ftcli.adapter"
 # category -> lower-case substrings of op names (forward aten ops and autograd backward nodes)
 RULES = (
-    ("dropout", ("dropout", "bernoulli")),
+    ("dropout", ("dropout", "bernoulli", "maskedscale")),  # torch's, and models/dropout.py's (its backward node)
     ("softmax", ("softmax",)),
     ("LayerNorm", ("layer_norm", "layernorm")),
     ("GELU", ("gelu",)),

@@ -22,6 +22,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 from ..config import ModelConfig
 from ..errors import ModelError, error_text
 from ..hub import MINILM, MPNET, TINY_PREFIX, hub_offline_reason, offline_model_error
+from .dropout import use_mask_dropout
 from .families import family_or_none
 from .tiny import TINY_NAMES, tiny_model
 
@@ -136,5 +137,6 @@ def load_backbone(cfg: ModelConfig, num_labels: int) -> Backbone:
         raise ModelError(f"model.name: {cfg.name!r} has no base model {model.base_model_prefix!r}")
     params = sum(p.numel() for p in encoder.parameters())
     family = family_or_none(model.config.model_type, cfg.layout)
+    use_mask_dropout(model)  # the same dropout with cheaper masks (models/dropout.py)
     return Backbone(model, tokenizer, cfg.name, weights_sha256(encoder), params, model.config.model_type,
                     family.name if family else None)
