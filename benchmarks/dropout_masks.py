@@ -14,21 +14,10 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from finetune_cli.bench.contenders import build, make_inputs, tokenizer_for
 from finetune_cli.bench.run import autocast
-from finetune_cli.models.dropout import ATTENTION, MaskDropout
-
-
-def stock(model: nn.Module) -> None:
-    """torch's nn.Dropout back in place of every MaskDropout, and transformers' SDPA attention."""
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, MaskDropout):
-                setattr(parent, name, nn.Dropout(child.p))
-    if model.config._attn_implementation == ATTENTION:
-        model.set_attn_implementation("sdpa")
+from finetune_cli.models.dropout import use_torch_dropout
 
 
 def main() -> None:
@@ -52,7 +41,7 @@ def main() -> None:
     for mode in args.modes.split(","):
         ours = build(mode, args.model, 64, inputs.num_labels, 0, device, tmp)
         theirs = build(mode, args.model, 64, inputs.num_labels, 0, device, tmp)
-        stock(theirs.model)
+        use_torch_dropout(theirs.model)
         for precision in args.precision.split(","):
             times = {"ours": [], "theirs": []}
             for r in range(1 + args.steps):

@@ -9,19 +9,8 @@ from torch import nn
 
 from finetune_cli.config import ModelConfig
 from finetune_cli.models.backbones import load_backbone
-from finetune_cli.models.dropout import ATTENTION, MaskDropout, attention
+from finetune_cli.models.dropout import ATTENTION, MaskDropout, attention, use_torch_dropout
 from finetune_cli.models.tiny import TINY_NAMES
-
-
-def stock(model: nn.Module) -> nn.Module:
-    """The model as transformers builds it: torch's dropout modules, SDPA attention."""
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, MaskDropout):
-                setattr(parent, name, nn.Dropout(child.p))
-    if model.config._attn_implementation == ATTENTION:
-        model.set_attn_implementation("sdpa")
-    return model
 
 
 def test_mask_dropout_keeps_1_minus_p_scaled_and_its_gradient_is_the_mask():
@@ -64,7 +53,8 @@ def test_loaded_backbones_use_it_and_evaluate_bit_identically_to_the_stock_model
     torch.manual_seed(0)
     ours = load_backbone(ModelConfig(name=name), 3).model
     torch.manual_seed(0)
-    theirs = stock(load_backbone(ModelConfig(name=name), 3).model)
+    theirs = load_backbone(ModelConfig(name=name), 3).model
+    use_torch_dropout(theirs)
     assert not any(type(m) is nn.Dropout for m in ours.modules())
     assert any(isinstance(m, MaskDropout) for m in ours.modules())
     assert ours.config._attn_implementation == (ATTENTION if theirs.config._attn_implementation == "sdpa" else "eager")

@@ -95,3 +95,14 @@ def use_mask_dropout(model: nn.Module) -> None:
     if config is not None and getattr(config, "_attn_implementation", None) == "sdpa":
         register_attention()
         model.set_attn_implementation(ATTENTION)
+
+
+def use_torch_dropout(model: nn.Module) -> None:
+    """The inverse of use_mask_dropout: torch's nn.Dropout and transformers' SDPA back (the stock
+    model, which benchmarks/dropout_masks.py and the tests compare against)."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, MaskDropout):
+                setattr(parent, name, nn.Dropout(child.p, child.inplace))
+    if getattr(model.config, "_attn_implementation", None) == ATTENTION:
+        model.set_attn_implementation("sdpa")
