@@ -48,6 +48,22 @@ def test_the_training_attention_is_sdpas_maths():
         assert torch.allclose(got, expected, atol=1e-6), mask
 
 
+def test_a_row_that_sees_nothing_is_zero_and_bf16_inputs_get_sdpas_fp32_maths():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 4, 8) for _ in range(3))
+    keep = torch.ones(2, 1, 4, 4, dtype=torch.bool)
+    keep[1, :, 3, :] = False  # query 3 of example 1 sees no key (a sliding window past the padding)
+    module = nn.Module()
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=keep).transpose(1, 2)
+    got, _ = attention(module, q, k, v, keep, dropout=1e-12)
+    assert torch.isfinite(got).all() and torch.allclose(got, expected, atol=1e-6)
+    low = [t.to(torch.bfloat16) for t in (q, k, v)]
+    exact = torch.nn.functional.scaled_dot_product_attention(*(t.float() for t in low)).transpose(1, 2)
+    got, _ = attention(module, *low, None, dropout=1e-12)
+    assert got.dtype == torch.bfloat16  # computed in fp32 (as SDPA's math path), rounded once at the end:
+    assert torch.equal(got, exact.to(torch.bfloat16))
+
+
 @pytest.mark.parametrize("name", TINY_NAMES)
 def test_loaded_backbones_use_it_and_evaluate_bit_identically_to_the_stock_model(name):
     torch.manual_seed(0)

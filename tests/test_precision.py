@@ -77,12 +77,17 @@ def test_auto_is_printed_recorded_compared_resumed_and_predicted_in(tmp_path, mo
                   "--set", "train.cache_frozen_encoder=false", "--resume")
     assert again.exit_code == 0 and "already completed" in again.output, again.output
 
-    text = ["a quiet film about a lighthouse keeper", "awful, just awful"]
-    as_run, as_bf16, as_fp32 = (
-        [json.loads(line) for line in ftcli("predict", run, *sum((["--text", t] for t in text), []),
-                                            "--precision", p).stdout.splitlines()] for p in ("run", "bf16", "fp32"))
+    text = sum((["--text", t] for t in ["a quiet film about a lighthouse keeper", "awful, just awful"]), [])
+
+    def predicted(precision: str) -> list[dict]:
+        return [json.loads(line) for line in ftcli("predict", run, *text, "--precision", precision).stdout.splitlines()]
+
+    as_run_elsewhere = predicted("run")  # a machine without native bf16 predicts the bf16 run in fp32
+    monkeypatch.setenv(devices.FORCE_ENV, "1")
+    as_run, as_bf16, as_fp32 = predicted("run"), predicted("bf16"), predicted("fp32")
     assert as_run == as_bf16  # a bf16 run predicts in bf16, as it was tested
     assert as_fp32 != as_bf16  # and --precision fp32 is a different computation
+    assert as_run_elsewhere == as_fp32
 
 
 def test_predict_batches_by_length_and_keeps_the_input_order(tmp_path):
@@ -96,3 +101,22 @@ def test_predict_batches_by_length_and_keeps_the_input_order(tmp_path):
     for a, b in zip(one, many, strict=True):  # padding changes nothing but rounding
         assert a["label"] == b["label"]
         assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-5)
+
+
+def test_a_run_folder_from_before_auto_resumes_as_fp32(tmp_path, monkeypatch):
+    """Folders written before schema 6 say `mixed_precision: no` in config.yaml and nothing in the
+    summary; the same config (now `auto` by default) is the same setting, on any machine."""
+    result = ftcli("train", CONFIGS / "smoke" / "top.yaml", "--runs-dir", tmp_path, "--name", "old", *FAST)
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "old"
+    summary = json.loads((run / "summary.json").read_text())
+    del summary["mixed_precision"]
+    summary["schema_version"] = 5
+    (run / "summary.json").write_text(json.dumps(summary))
+    config = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(config.replace("mixed_precision: auto", "mixed_precision: 'no'"))
+    monkeypatch.setenv(devices.FORCE_ENV, "1")  # even where auto would pick bf16 now
+    again = ftcli("train", CONFIGS / "smoke" / "top.yaml", "--runs-dir", tmp_path, "--name", "old", *FAST, "--resume")
+    assert again.exit_code == 0 and "already completed" in again.output, again.output
+    rows = json.loads(ftcli("compare", tmp_path, "--format", "json").stdout)
+    assert [r["precision"] for r in rows] == ["fp32"]

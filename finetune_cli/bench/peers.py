@@ -52,10 +52,13 @@ def parse_peers(text: str | None) -> tuple[str, ...]:
     return tuple(PEERS[p].name for p in dict.fromkeys(found))
 
 
-def check_peers(peers: tuple[str, ...], model_name: str, adapterhub_python: str | None) -> None:
-    """One line before minutes of building: AdapterHub's contender needs its environment and MiniLM."""
+def check_peers(peers: tuple[str, ...], model_name: str, adapterhub_python: str | None, device: str) -> None:
+    """One line before minutes of building: AdapterHub's contender needs its environment, MiniLM and the CPU."""
     if PEERS["adapterhub"].name not in peers:
         return
+    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
+        raise ConfigError("--peers adapterhub: AdapterHub's environment is the CPU build of torch; bench it with "
+                          "--device cpu")
     if model_name != "minilm-l6":
         raise ConfigError(f"--peers adapterhub: AdapterHub's environment holds MiniLM only (--model minilm-l6), "
                           f"not {model_name}")
@@ -111,7 +114,11 @@ class AdapterHubChild:
         return line
 
     def ask(self, request: str) -> list[float]:
-        self.proc.stdin.write(request + "\n")
+        try:
+            self.proc.stdin.write(request + "\n")
+        except OSError:  # the child is gone (a broken pipe)
+            raise FtcliError(f"bench: AdapterHub's child process ended before {request!r} (exit "
+                             f"{self.proc.wait()}); see its error above") from None
         return [float(x) for x in self.answer(request).split()]
 
     def train(self, batch_index: int, precision: str) -> tuple[float, float]:
@@ -125,9 +132,12 @@ class AdapterHubChild:
 
     def close(self) -> None:
         if self.proc.poll() is None:
-            self.proc.stdin.write("quit\n")
-            self.proc.stdin.close()
-            self.proc.wait(timeout=60)
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.close()
+                self.proc.wait(timeout=60)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
 
 
 def build_adapterhub(python: str, model_name: str, bottleneck: int, num_labels: int, seed: int,

@@ -92,6 +92,8 @@ def category(events: list, adapter_seqs: set[int]) -> str:
 def shares(events, device: torch.device) -> dict[str, float]:
     """Each category's share of the profiled self time (fractions summing to 1)."""
     key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    # the ops (CPU-side events, whose device time includes their kernels), not the kernels again
+    events = [e for e in events if e.device_type == torch.autograd.DeviceType.CPU]
     chains = [(e, chain(e)) for e in events]
     adapter_seqs = {e.sequence_nr for e, c in chains
                     if e.sequence_nr >= 0 and "evaluate_function" not in e.name and any(x.name == SCOPE for x in c)}
@@ -113,7 +115,7 @@ def profile_step(c: Contender, batches: list[Batch], device: torch.device, preci
         for i in range(steps):
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                 c.step(batches[i % len(batches)])
-    events = prof.events()
+    events = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CPU]
     key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
     return {"shares": shares(events, device), "steps": steps,
             "profiled_ms_per_step": sum(getattr(e, key) for e in events) / 1000 / steps}

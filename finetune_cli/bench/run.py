@@ -133,7 +133,7 @@ def run_bench(model: str = "minilm-l6", dataset: str = "imdb", modes: list[str] 
     check_settings(steps, warmup, seq, batch, eval_batch, threads)
     if threads is not None:
         torch.set_num_threads(threads)
-    check_peers(tuple(peers), model, adapterhub_python)
+    check_peers(tuple(peers), model, adapterhub_python, device)
     modes = parse_modes(",".join([*modes, *(PEER_OF[p].against for p in peers)]))
     s = Settings(model, dataset, [REFERENCE, *modes, *peers], seq, batch, steps, warmup, eval_batch,
                  eval_steps or max(3, steps // 2), bottleneck, seed, resolve_device(device), memory, memory_steps,

@@ -13,8 +13,9 @@ against itself, not against one trained with torch's masks.
 Hidden-state dropout: every `nn.Dropout` is replaced (setattr) by a `MaskDropout` of the same p.
 Attention dropout happens inside SDPA, so a model on SDPA gets transformers' documented extension
 point instead: the attention function `ftcli_sdpa` (AttentionInterface), which in training with
-dropout computes softmax(QKᵀ·scale + mask) with this mask, then ·V (SDPA's own maths on CPU), and
-otherwise calls transformers' SDPA attention unchanged.
+dropout on a CPU computes softmax(QKᵀ·scale + mask) with this mask, then ·V, in fp32 as SDPA's math
+path does (also for bf16 inputs), and otherwise (evaluation, GPUs) calls transformers' SDPA attention
+unchanged. On a GPU the dropout modules call torch's fused dropout.
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ class MaskDropout(nn.Dropout):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        if self.p == 1.0:
-            return torch.zeros_like(x)
+        if self.p == 1.0 or x.device.type != "cpu":  # a GPU's fused dropout is already cheap
+            return nn.functional.dropout(x, self.p, True)
         return drop(x, self.p)
 
 
@@ -63,16 +64,21 @@ def attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: 
     """transformers' attention-function signature; query/key/value [batch, heads, seq, head_dim]."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    if dropout == 0.0 or kwargs.get("is_causal"):
+    if dropout == 0.0 or kwargs.get("is_causal") or query.device.type != "cpu":  # GPUs: their fused kernels
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
     scale = query.shape[-1] ** -0.5 if scaling is None else scaling
-    scores = torch.matmul(query, key.transpose(-2, -1)) * scale  # [batch, heads, seq_q, seq_k]
-    if attention_mask is not None:
-        mask = attention_mask[..., : key.shape[-2]]
-        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
-    probs = drop(torch.softmax(scores, dim=-1), dropout)
-    return torch.matmul(probs, value).transpose(1, 2).contiguous(), None  # [batch, seq_q, heads, head_dim]
+    with torch.autocast(device_type="cpu", enabled=False):  # in fp32, as SDPA's math path computes bf16 inputs
+        q, k, v = query.float(), key.float(), value.float()
+        scores = torch.matmul(q, k.transpose(-2, -1)) * scale  # [batch, heads, seq_q, seq_k]
+        if attention_mask is not None:
+            mask = attention_mask[..., : key.shape[-2]]
+            scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+        probs = torch.softmax(scores, dim=-1)
+        if attention_mask is not None and mask.dtype == torch.bool:
+            probs = probs.masked_fill(~mask.any(-1, keepdim=True), 0.0)  # a row that sees nothing: 0, as SDPA
+        out = torch.matmul(drop(probs, dropout), v)  # [batch, heads, seq_q, head_dim]
+    return out.to(value.dtype).transpose(1, 2).contiguous(), None  # [batch, seq_q, heads, head_dim]
 
 
 def register_attention() -> None:

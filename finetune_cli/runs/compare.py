@@ -79,8 +79,8 @@ def resolved_train(train: dict, mode: str, task_type: str, recorded: dict[str, A
         train["select_metric"] = recorded.get("select_metric") or OBJECTIVES[task_type].default_metric
     if train["learning_rate"] == "auto":
         train["learning_rate"] = recorded.get("learning_rate") or METHODS[mode].learning_rate
-    if train.get("mixed_precision") == "auto" and recorded.get("mixed_precision"):
-        train["mixed_precision"] = recorded["mixed_precision"]  # what this run trained in (schema 6)
+    if train.get("mixed_precision") == "auto":  # what the run trained in (schema 6); fp32 before auto existed
+        train["mixed_precision"] = recorded.get("mixed_precision") or "no"
     return train
 
 

@@ -53,7 +53,8 @@ def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[bool, str]:
         return forced == "1", f"{FORCE_ENV}={forced}"
     if torch.cuda.is_available():
         name = torch.cuda.get_device_name()
-        return (True, f"{name} does bf16") if torch.cuda.is_bf16_supported() else (False, f"{name}: no bf16")
+        native = torch.cuda.is_bf16_supported(including_emulation=False)  # not the emulated bf16 of a T4 / V100
+        return (True, f"{name} does bf16") if native else (False, f"{name}: no native bf16")
     found = [f for f in CPU_BF16_FLAGS if f in cpu_flags(cpuinfo)]
     if found:
         return True, f"this CPU has {found[0].upper().replace('_', '-')}"

@@ -3,6 +3,7 @@ predicted by the runs it names (or by all of them)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from ..data.files import read_json_rows
 from ..errors import ConfigError, DataError, short_repr
 from ..runs.artifacts import check_completed, load_run_model, predict, share_frozen
 from ..runs.folder import WEIGHTS_FILE
+
+log = logging.getLogger(__name__)
 
 
 def read_inputs(texts: list[str], pairs: list[str], file: Path | None) -> list[dict]:
@@ -74,6 +77,20 @@ class Predictions:
 PRECISIONS = {"run": None, "fp32": "no", "bf16": "bf16"}  # --precision -> autocast (None: the run's own)
 
 
+def precision_here(run, precision: str) -> str:
+    """--precision as autocast here: `run` is the run's own, but bf16 only where this machine does it
+    natively (predict runs on the CPU; emulated bf16 would be slower than fp32)."""
+    from ..training.devices import native_bf16  # here: accelerate loads only when a prediction is made
+
+    if precision != "run":
+        return PRECISIONS[precision]
+    own = run.cfg.train.mixed_precision
+    if own == "bf16" and not native_bf16()[0]:
+        log.info("%s trained in bf16; this machine has no native bf16, so it predicts in fp32", run.path.name)
+        return "no"
+    return "no" if own == "fp16" else own  # fp16 is a GPU's; predict runs on the CPU
+
+
 def predict_runs(run_dirs: list[Path], rows: list[dict], force: bool = False, precision: str = "run",
                  batch_size: int = 64) -> Predictions:
     """Load every run into one process (frozen backbone tensors shared) and predict.
@@ -106,7 +123,7 @@ def predict_runs(run_dirs: list[Path], rows: list[dict], force: bool = False, pr
                     if row.get("run", run.path.name) == run.path.name]
         for i, row in selected:
             check_row(i + 1, row, run)
-        preds = predict(run, [row for _, row in selected], batch_size, PRECISIONS[precision])
+        preds = predict(run, [row for _, row in selected], batch_size, precision_here(run, precision))
         out += [{"index": i, "run": run.path.name, **p} for (i, _), p in zip(selected, preds, strict=True)]
     return Predictions(rows=sorted(out, key=lambda p: (p["index"], p["run"])),
                        run_bytes={r.path.name: (r.path / WEIGHTS_FILE).stat().st_size for r in runs},

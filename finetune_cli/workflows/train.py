@@ -96,9 +96,9 @@ def train_from_config(cfg: RunConfig, config_path: Path, runs_dir: Path, overwri
 
 def with_recorded_precision(cfg: RunConfig, summary: RunSummary) -> RunConfig:
     """A resumed run keeps the precision it started in (auto on other hardware could pick another)."""
-    recorded = summary.description.mixed_precision
-    if cfg.train.mixed_precision != "auto" or recorded is None:
+    if cfg.train.mixed_precision != "auto":
         return cfg
+    recorded = summary.description.mixed_precision or "no"  # a folder from before auto trained in fp32
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, mixed_precision=recorded))
 
 
