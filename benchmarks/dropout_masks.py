@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 
 from finetune_cli.bench.contenders import build, make_inputs, tokenizer_for
-from finetune_cli.bench.run import autocast
 from finetune_cli.models.dropout import use_torch_dropout
+from finetune_cli.runs.artifacts import autocast
 
 
 def main() -> None:

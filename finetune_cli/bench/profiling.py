@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..methods.adapters import Adapter
+from ..runs.artifacts import autocast
 from .contenders import Batch, Contender
 
 SCOPE = "ftcli.adapter"
@@ -89,11 +90,8 @@ def category(events: list, adapter_seqs: set[int]) -> str:
     return "other"
 
 
-def shares(events, device: torch.device) -> dict[str, float]:
-    """Each category's share of the profiled self time (fractions summing to 1)."""
-    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    # the ops (CPU-side events, whose device time includes their kernels), not the kernels again
-    events = [e for e in events if e.device_type == torch.autograd.DeviceType.CPU]
+def shares(events: list, key: str) -> dict[str, float]:
+    """Each category's share of the ops' self time `key` (fractions summing to 1)."""
     chains = [(e, chain(e)) for e in events]
     adapter_seqs = {e.sequence_nr for e, c in chains
                     if e.sequence_nr >= 0 and "evaluate_function" not in e.name and any(x.name == SCOPE for x in c)}
@@ -113,9 +111,10 @@ def profile_step(c: Contender, batches: list[Batch], device: torch.device, preci
     c.model.train()
     with scoped(adapter_modules(c.model)), torch.profiler.profile(activities=activities) as prof:
         for i in range(steps):
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            with autocast(device, precision):
                 c.step(batches[i % len(batches)])
+    # the ops (CPU-side events, whose device time includes their kernels), not the kernels again
     events = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CPU]
     key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    return {"shares": shares(events, device), "steps": steps,
+    return {"shares": shares(events, key), "steps": steps,
             "profiled_ms_per_step": sum(getattr(e, key) for e in events) / 1000 / steps}

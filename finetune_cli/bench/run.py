@@ -42,6 +42,7 @@ from ..bench.peers import PEER_OF, PEERS, build_adapterhub, build_peft, check_pe
 from ..bench.profiling import profile_step
 from ..errors import ConfigError
 from ..methods.registry import METHODS, names_where
+from ..runs.artifacts import autocast
 from ..runs.folder import write_json as write_json_atomic
 
 DEFAULT_MODES = names_where("benched")  # the registry's default contenders, in its order
@@ -105,12 +106,6 @@ def parse_precisions(text: str) -> tuple[str, ...]:
     if not found or any(p not in PRECISIONS for p in found):
         raise ConfigError(f"--precision: got {text!r}, expected a comma-separated list of {', '.join(PRECISIONS)}")
     return tuple(sorted(found, key=PRECISIONS.index))
-
-
-def autocast(device: torch.device, precision: str):
-    """The context a contender's step runs in: bf16 autocast (what train.mixed_precision: bf16 gives
-    through accelerate), or none for fp32."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def check_settings(steps: int, warmup: int, seq: int, batch: int, eval_batch: int, threads: int | None) -> None:

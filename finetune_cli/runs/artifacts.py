@@ -55,7 +55,8 @@ class LoadedRun:
 
 
 def autocast(device: torch.device, precision: str):
-    """torch's autocast for `no` / `bf16` / `fp16` (what accelerate's mixed precision applies)."""
+    """torch's autocast for `bf16` / `fp16` (what accelerate's mixed precision applies); none for
+    `no` / `fp32`."""
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     return torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None)
 
@@ -89,12 +90,13 @@ def check_completed(run_dir: Path, force: bool = False) -> str:
 def load_run_model(run_dir: Path) -> LoadedRun:
     """Rebuild the classifier of a run: backbone (hash-checked) + surgery + trained tensors."""
     run_dir = Path(run_dir)
-    cfg = with_precision(config_from_dict(read_yaml(run_dir / CONFIG_FILE)), read_summary(run_dir))
+    summary = read_summary(run_dir)
+    cfg = with_precision(config_from_dict(read_yaml(run_dir / CONFIG_FILE)), summary.get("mixed_precision"))
     tensors, meta = read_trained(run_dir / WEIGHTS_FILE)
     spec = run_task(run_dir, cfg, meta)
     torch.manual_seed(cfg.seed)  # new modules are overwritten below; seeding keeps loading deterministic
     backbone = load_backbone(cfg.model, spec.num_outputs)
-    recorded = meta.get("backbone_sha256") or read_summary(run_dir).get("backbone_sha256")
+    recorded = meta.get("backbone_sha256") or summary.get("backbone_sha256")
     if recorded != backbone.sha256:
         raise ArtifactError(f"{run_dir}: the backbone {cfg.model.name!r} has different weights than at training "
                             f"time (sha256 {backbone.sha256[:12]}… != recorded {str(recorded)[:12]}…)")
@@ -152,12 +154,13 @@ def share_frozen(runs: list[LoadedRun]) -> int:
     return saved
 
 
-def with_precision(cfg: RunConfig, summary: dict[str, Any]) -> RunConfig:
-    """The config with `train.mixed_precision: auto` as the run resolved it (its summary, schema 6)."""
+def with_precision(cfg: RunConfig, recorded: str | None) -> RunConfig:
+    """The config with `train.mixed_precision: auto` as the run resolved it (`recorded`: its summary's
+    `mixed_precision`, schema 6; None: a folder from before auto, which trained in fp32). Predict,
+    ablate and a resumed run all run in the precision the run started in."""
     if cfg.train.mixed_precision != "auto":
         return cfg
-    precision = summary.get("mixed_precision") or "no"  # auto is always recorded resolved: `no` is unreachable
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, mixed_precision=precision))
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, mixed_precision=recorded or "no"))
 
 
 def predict(run: LoadedRun, rows: list[dict], batch_size: int = 64, precision: str | None = None) -> list[dict]:

@@ -20,7 +20,7 @@ from ..config_yaml import read_yaml
 from ..data.balance import collapse_warning
 from ..errors import ConfigError, FtcliError
 from ..methods.registry import METHODS
-from ..runs.artifacts import load_run_model
+from ..runs.artifacts import load_run_model, with_precision
 from ..runs.compare import normalized
 from ..runs.folder import CONFIG_FILE, RunFolder, check_writable, library_versions, read_summary
 from ..runs.records import EpochRecord, RunDescription, RunOutcome, RunSummary
@@ -85,21 +85,14 @@ def train_from_config(cfg: RunConfig, config_path: Path, runs_dir: Path, overwri
         if summary.status == "completed":
             log.info("%s is already completed; nothing to resume", path)
             return summary
-        return run_and_record(with_recorded_precision(cfg, summary), RunFolder(path, enabled), console, resume=True,
-                              observer=observer)
+        # a resumed run keeps the precision it started in (auto on other hardware could pick another)
+        cfg = with_precision(cfg, summary.description.mixed_precision)
+        return run_and_record(cfg, RunFolder(path, enabled), console, resume=True, observer=observer)
     if enabled:
         RunFolder.check_free(path, overwrite)  # fail before minutes of loading, not after
     exp = prepare_experiment(cfg)  # data or model errors leave no folder behind
     folder = RunFolder.create(runs_dir, path.name, overwrite, enabled=enabled)
     return run_and_record(cfg, folder, console, exp=exp, observer=observer)
-
-
-def with_recorded_precision(cfg: RunConfig, summary: RunSummary) -> RunConfig:
-    """A resumed run keeps the precision it started in (auto on other hardware could pick another)."""
-    if cfg.train.mixed_precision != "auto":
-        return cfg
-    recorded = summary.description.mixed_precision or "no"  # a folder from before auto trained in fp32
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, mixed_precision=recorded))
 
 
 def describe(exp: Experiment) -> RunDescription:
